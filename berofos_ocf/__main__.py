@@ -1,0 +1,8 @@
+"""``python3 -m berofos_ocf``: the ``berofos`` command line."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

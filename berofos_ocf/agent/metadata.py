@@ -1,0 +1,52 @@
+"""The agent's meta-data XML (OCF 1.1), generated from :mod:`.table`.
+
+The output validates against resource-agents' ``ra-api-1.dtd`` (which
+ocf-tester uses), its ``metadata.rng`` and pcs's OCF 1.1 schema: parameter
+types are only ``string``/``integer``/``boolean``, roles are
+``Promoted``/``Unpromoted``, and no attribute outside the common subset is used.
+"""
+
+from __future__ import annotations
+
+__all__ = ["metadata_xml"]
+
+import xml.etree.ElementTree as ET
+
+from .. import __version__
+from .table import ACTIONS, AGENT_NAME, LONGDESC, PARAMETERS, SHORTDESC
+
+_HEADER = '<?xml version="1.0"?>\n<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">\n'
+
+
+def _description(parent: ET.Element, tag: str, text: str) -> None:
+    ET.SubElement(parent, tag, lang="en").text = text
+
+
+def metadata_xml() -> str:
+    """The whole document, as ``meta-data`` prints it."""
+    root = ET.Element("resource-agent", name=AGENT_NAME, version=__version__)
+    ET.SubElement(root, "version").text = "1.1"
+    _description(root, "longdesc", LONGDESC)
+    _description(root, "shortdesc", SHORTDESC)
+    parameters = ET.SubElement(root, "parameters")
+    for parameter in PARAMETERS:
+        element = ET.SubElement(parameters, "parameter", name=parameter.name,
+                                unique="1" if parameter.unique else "0",
+                                required="1" if parameter.required else "0")
+        _description(element, "longdesc", parameter.longdesc)
+        _description(element, "shortdesc", parameter.shortdesc)
+        content = ET.SubElement(element, "content", type=parameter.type)
+        if parameter.default is not None:
+            content.set("default", parameter.default)
+    actions = ET.SubElement(root, "actions")
+    for action in ACTIONS:
+        element = ET.SubElement(actions, "action", name=action.name,
+                                timeout=f"{action.timeout}s")
+        if action.interval is not None:
+            element.set("interval", f"{action.interval}s")
+        if action.role is not None:
+            element.set("role", action.role)
+        if action.depth is not None:
+            element.set("depth", str(action.depth))
+    ET.indent(root)
+    return _HEADER + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,796 @@
+"""The ``berofos`` command: set up, inspect and switch berofos devices.
+
+A thin layer over the library: it parses arguments, picks the devices (sections
+of ``bnfos.conf`` or ``--host``), calls :mod:`berofos_ocf.client` /
+:mod:`berofos_ocf.udp` and prints.  Exit status: 0 success, 1 a device failed,
+2 a usage or configuration error.  Every error is one line on stderr, never a
+traceback, and never a password.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_DEVICE", "EXIT_USAGE"]
+
+import argparse
+import getpass
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+
+from . import __version__
+from .bnfosconf import (
+    DEFAULT_PATH,
+    BnfosConf,
+    DeviceEntry,
+    load_bnfos_conf,
+    merge_devices,
+    parse_host,
+    render_bnfos_conf,
+    set_login,
+)
+from .client import DEFAULT_TIMEOUT, BerofosClient, DeviceStatus, for_each_device, read_status
+from .deadline import Deadline
+from .errors import BerofosError, ConfigFileError, InvalidValue
+from .gbl4 import PHY_CONF_LABELS, NetconfRequest, Options, format_mac, parse_mac
+from .keys import KEYS, RELAY_LABELS, WATCHDOG_LABELS, lookup, parse_ipv4, parse_relay_mode
+from .udp import BROADCAST, DEFAULT_UDP_PORT, Gbl4Client
+
+EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
+LOGIN_ENV = "BEROFOS_LOGIN"
+
+
+class UsageError(BerofosError):
+    """Wrong arguments: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _Context:
+    """What a command needs besides its arguments; injectable for tests."""
+
+    def __init__(self, args, stdout, stderr, stdin, environ) -> None:
+        self.args = args
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin = stdin
+        self.environ = environ
+
+    _lock = threading.Lock()  # devices are handled in threads: one line at a time
+
+    def print(self, line: str = "") -> None:
+        with self._lock:
+            self.stdout.write(f"{line}\n")
+            self.stdout.flush()
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self.stderr.write(f"berofos: {message}\n")
+            self.stderr.flush()
+
+    def devices(self) -> list[DeviceEntry]:
+        """The devices chosen by ``--host`` or by ``-c``/``-f``."""
+        args = self.args
+        if args.host:
+            if args.device:
+                raise UsageError("use either --host or -f, not both")
+            try:
+                host, port = parse_host(args.host)
+            except InvalidValue as err:
+                raise UsageError(f"--host: {err}") from None
+            user = password = None
+            login = self.environ.get(LOGIN_ENV)
+            if login:
+                user, _, password = login.partition(":")
+            mac = format_mac(_mac(args.mac)) if args.mac else None
+            return [DeviceEntry(host, mac=mac, host=host, port=port, user=user,
+                                password=password)]
+        names = [n for item in args.device or [] for n in item.split(",") if n.strip()]
+        return self.config().select(names)
+
+    def config(self) -> BnfosConf:
+        return load_bnfos_conf(self.args.config)
+
+    def one_device(self) -> DeviceEntry:
+        devices = self.devices()
+        if len(devices) != 1:
+            names = ", ".join(d.name for d in devices)
+            raise UsageError(f"this command works on one device; choose one with -f ({names})")
+        return devices[0]
+
+    def clients(self, devices: list[DeviceEntry]) -> list[BerofosClient]:
+        return [BerofosClient(d, timeout=self.args.timeout) for d in devices]
+
+    def udp(self) -> Gbl4Client:
+        return Gbl4Client(port=self.args.udp_port, timeout=self.args.timeout)
+
+
+def _mac(text: str) -> bytes:
+    try:
+        return parse_mac(text)
+    except InvalidValue as err:
+        raise UsageError(str(err)) from None
+
+
+def _udp_target(ctx: _Context, device: DeviceEntry) -> str:
+    if getattr(ctx.args, "to", None):
+        return ctx.args.to
+    return device.host if device.host and device.host != "0.0.0.0" else BROADCAST
+
+
+def _device_mac(device: DeviceEntry) -> bytes:
+    if not device.mac:
+        raise UsageError(f"{device.name} has no MAC address: add a mac line or give --mac")
+    return _mac(device.mac)
+
+
+def _report(ctx: _Context, outcomes: list, devices: list[DeviceEntry]) -> int:
+    """Print one line per failed device; the exit status of the lot."""
+    status = EXIT_OK
+    for outcome in outcomes:
+        if isinstance(outcome, BerofosError):
+            ctx.warn(str(outcome))
+            status = EXIT_DEVICE
+        elif isinstance(outcome, Exception):
+            raise outcome
+    return status
+
+
+# -- status, show, get ----------------------------------------------------------------------
+
+def _status_record(status: DeviceStatus) -> dict:
+    record = {"name": status.device.name, "address": status.device.address,
+              "mac": status.device.mac, "reachable": status.reachable}
+    if not status.reachable:
+        record["error"] = str(status.error)
+        record["problem"] = getattr(status.error, "detail", str(status.error))
+        return record
+    values = status.settings.values()
+    mode = values.get("mode")
+    record.update({
+        "relays": RELAY_LABELS.get(mode), "relay_mode": mode,
+        "scenario": {0: "fallback", 1: "bypass"}.get(values.get("scenario")),
+        "watchdog": {"enabled": values.get("wdog"),
+                     "state": WATCHDOG_LABELS.get(values.get("wdogstate")),
+                     "interval": values.get("wdogitime"), "remaining": values.get("wdogrtime")},
+        "power_on": {"relays": RELAY_LABELS.get(values.get("modedef")),
+                     "watchdog": values.get("wdogdef")},
+        "password_protection": values.get("pwd"),
+    })
+    if status.settings.magic != "0.1":
+        record["warning"] = f"firmware format {status.settings.magic}, expected 0.1"
+    return record
+
+
+def _cmd_status(ctx: _Context) -> int:
+    devices = ctx.devices()
+    statuses = read_status(ctx.clients(devices), Deadline(ctx.args.timeout + 1))
+    records = [_status_record(s) for s in statuses]
+    if ctx.args.json:
+        ctx.print(json.dumps(records, indent=2))
+    else:
+        rows = [("DEVICE", "ADDRESS", "REACHABLE", "RELAYS", "SCENARIO", "WATCHDOG",
+                 "POWER-ON RELAYS", "POWER-ON WATCHDOG")]
+        for r in records:
+            if not r["reachable"]:
+                rows.append((r["name"], r["address"], "no", "-", "-", "-", "-", r["problem"]))
+                continue
+            watchdog = r["watchdog"]["state"] or "-"
+            if watchdog == "on":
+                watchdog += f" ({r['watchdog']['remaining']}s left)"
+            rows.append((r["name"], r["address"], "yes", r["relays"] or "?",
+                         r["scenario"] or "?", watchdog, r["power_on"]["relays"] or "?",
+                         "on" if r["power_on"]["watchdog"] else "off"))
+        _table(ctx, rows)
+    return EXIT_OK if all(r["reachable"] for r in records) else EXIT_DEVICE
+
+
+def _table(ctx: _Context, rows: list[tuple]) -> None:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        ctx.print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _read_all(ctx: _Context, devices: list[DeviceEntry]) -> tuple[list[DeviceStatus], int]:
+    statuses = read_status(ctx.clients(devices), Deadline(ctx.args.timeout + 1))
+    status = _report(ctx, [s.error for s in statuses if s.error], devices)
+    return statuses, status
+
+
+def _cmd_show(ctx: _Context) -> int:
+    statuses, status = _read_all(ctx, ctx.devices())
+    reachable = [s for s in statuses if s.reachable]
+    if ctx.args.json:
+        ctx.print(json.dumps({s.device.name: s.settings.values() for s in reachable}, indent=2))
+        return status
+    for s in reachable:
+        ctx.print(f"Configuration of {s.device.label}:")
+        values = s.settings.values()
+        for key in KEYS:
+            if key.name in values:
+                ctx.print(f" {key.name:<10}= {key.format_user(values[key.name])}")
+        for name, raw in s.settings.invalid().items():
+            ctx.print(f" {name:<10}= {raw!r} (not understood)")
+        for wire, raw in s.settings.unknown.items():
+            ctx.print(f" {wire:<10}= {raw} (unknown line)")
+        ctx.print("")
+    return status
+
+
+def _cmd_get(ctx: _Context) -> int:
+    try:
+        keys = [lookup(name) for name in ctx.args.keys]
+    except InvalidValue as err:
+        raise UsageError(str(err)) from None
+    for key in keys:
+        if not key.readable:
+            raise UsageError(f"{key.name} is write-only")
+    statuses, status = _read_all(ctx, ctx.devices())
+    reachable = [s for s in statuses if s.reachable]
+    if ctx.args.json:
+        ctx.print(json.dumps({s.device.name: {k.name: s.settings.get(k.name) for k in keys}
+                              for s in reachable}, indent=2))
+        return status
+    prefix = len(statuses) > 1
+    for s in reachable:
+        for key in keys:
+            value = key.format_user(s.settings[key.name]) if key.name in s.settings else "(missing)"
+            ctx.print(f"{s.device.name}: {key.name} = {value}" if prefix
+                      else f"{key.name} = {value}")
+    return status
+
+
+# -- set, switch, password ------------------------------------------------------------------
+
+def _parse_assignments(items: list[str]) -> dict[str, object]:
+    changes = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise UsageError(f"{item!r} is not KEY=VALUE")
+        try:
+            key = lookup(name)
+            changes[key.name] = key.parse_user(text)
+        except InvalidValue as err:
+            raise UsageError(str(err)) from None
+    return changes
+
+
+def _describe_changes(changes: dict[str, object]) -> str:
+    return ", ".join(f"{name}={lookup(name).format_user(value)}" for name, value in changes.items())
+
+
+def _cmd_set(ctx: _Context) -> int:
+    changes = _parse_assignments(ctx.args.assignments)
+    devices = ctx.devices()
+    deadline = Deadline(ctx.args.wait)
+    clients = ctx.clients(devices)
+    outcomes = for_each_device(lambda c: c.write(changes, deadline), clients, deadline,
+                               label=lambda c: c.label)
+    for client, outcome in zip(clients, outcomes):
+        if not isinstance(outcome, Exception):
+            ctx.print(f"{client.label}: {_describe_changes(changes)} (confirmed)")
+    return _report(ctx, outcomes, devices)
+
+
+def _cmd_switch(ctx: _Context) -> int:
+    try:
+        mode = parse_relay_mode(ctx.args.position)
+    except InvalidValue as err:
+        raise UsageError(str(err)) from None
+    devices = ctx.devices()
+    deadline = Deadline(ctx.args.wait)
+    clients = ctx.clients(devices)
+    outcomes = for_each_device(lambda c: c.switch_relays(mode, deadline), clients, deadline,
+                               label=lambda c: c.label)
+    for outcome in outcomes:
+        if not isinstance(outcome, Exception):
+            if outcome.changed:
+                ctx.print(f"{outcome.device.label}: relays {RELAY_LABELS[outcome.old_mode]} -> "
+                          f"{RELAY_LABELS[outcome.new_mode]} (confirmed)")
+            else:
+                ctx.print(f"{outcome.device.label}: relays already {RELAY_LABELS[mode]}")
+    return _report(ctx, outcomes, devices)
+
+
+def _read_new_password(ctx: _Context) -> str:
+    key = lookup("apwd")
+    if ctx.args.stdin:
+        password = ctx.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("New berofos password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise UsageError("the two passwords differ")
+    try:
+        return key.parse_user(password)
+    except InvalidValue as err:
+        raise UsageError(str(err)) from None
+
+
+def _cmd_password(ctx: _Context) -> int:
+    devices = ctx.devices()
+    if ctx.args.update_config and ctx.args.host:
+        raise UsageError("--update-config needs devices from the configuration file, not --host")
+    password = _read_new_password(ctx)
+    deadline = Deadline(ctx.args.wait)
+    clients = ctx.clients(devices)
+
+    def protect(client: BerofosClient):
+        # The password first, protection second: the other order would lock
+        # the device with a password nobody knows.
+        client.write({"apwd": password}, deadline)
+        return client.write({"pwd": True}, deadline)
+
+    outcomes = for_each_device(protect, clients, deadline, label=lambda c: c.label)
+    done = [c.device for c, o in zip(clients, outcomes) if not isinstance(o, Exception)]
+    for device in done:
+        ctx.print(f"{device.label}: password protection on (user admin)")
+    if ctx.args.update_config and done:
+        _update_logins(ctx, done, password)
+    elif done:
+        ctx.print(f"add 'login = admin:<the password>' to the device sections of {ctx.args.config}"
+                  " (or use --update-config)")
+    return _report(ctx, outcomes, devices)
+
+
+def _update_logins(ctx: _Context, devices: list[DeviceEntry], password: str) -> None:
+    path = ctx.args.config
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    for device in devices:
+        text = set_login(text, device.name, "admin", password, path)
+    _write_private(path, text)
+    ctx.print(f"{path}: login lines updated")
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write a file readable by its owner only (it may hold passwords), atomically."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".bnfos.", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+# -- GBL4 commands --------------------------------------------------------------------------
+
+def _cmd_scan(ctx: _Context) -> int:
+    target = ctx.args.to or (parse_host(ctx.args.host)[0] if ctx.args.host else BROADCAST)
+    replies = ctx.udp().scan(target, ctx.args.window)
+    if ctx.args.json:
+        ctx.print(json.dumps([{
+            "mac": format_mac(r.mac), "ip": r.ip, "netmask": r.netmask, "gateway": r.gateway,
+            "http_port": r.http_port, "firmware": r.firmware_version,
+            "bootloader": r.bootloader_version, "flash_mode": not r.operational,
+            "dhcp": r.dhcp, "password_protection": bool(r.options & Options.HTTP_AUTH),
+        } for r in replies], indent=2))
+    else:
+        rows = [("MAC", "ADDRESS", "NETMASK", "GATEWAY", "HTTP", "FIRMWARE", "MODE", "DHCP")]
+        rows += [(format_mac(r.mac), r.ip, r.netmask, r.gateway, r.http_port,
+                  r.firmware_version, "operational" if r.operational else "flash",
+                  "on" if r.dhcp else "off") for r in replies]
+        _table(ctx, rows)
+        ctx.print(f"{len(replies)} device{'s' if len(replies) != 1 else ''} found.")
+    if ctx.args.write:
+        _write_scan(ctx, replies)
+    return EXIT_OK
+
+
+def _write_scan(ctx: _Context, replies: list) -> None:
+    path = ctx.args.write
+    existing = []
+    if os.path.exists(path):
+        existing = load_bnfos_conf(path).devices
+    found = [DeviceEntry("", mac=format_mac(r.mac), host=r.ip, port=r.http_port)
+             for r in replies]
+    _write_private(path, render_bnfos_conf(merge_devices(existing, found)))
+    ctx.print(f"{path}: {len(found)} device(s) written (names and logins of known MACs kept)")
+
+
+def _cmd_netconf(ctx: _Context) -> int:
+    args = ctx.args
+    device = ctx.one_device()
+    mac = _device_mac(device)
+    target = _udp_target(ctx, device)
+    udp = ctx.udp()
+    given = {name: getattr(args, name) for name in ("ip", "netmask", "gateway", "dhcp",
+                                                    "http_port", "phy")}
+    if any(value is None for value in given.values()):
+        current = udp.identify(mac, target)  # what is not given stays as it is
+        given["ip"] = given["ip"] or current.ip
+        given["netmask"] = given["netmask"] or current.netmask
+        given["gateway"] = given["gateway"] or current.gateway
+        given["dhcp"] = current.dhcp if given["dhcp"] is None else given["dhcp"]
+        given["http_port"] = given["http_port"] or current.http_port
+        given["phy"] = given["phy"] or (current.phy_conf if current.phy_conf in (1, 2, 3) else 3)
+    options = Options.DHCP if given["dhcp"] else 0
+    request = NetconfRequest(mac, given["ip"], given["netmask"], given["gateway"],
+                             given["phy"], int(options), given["http_port"])
+    udp.netconf(request, target)
+    ctx.print(f"{device.name} ({format_mac(mac)}): address {request.ip} netmask "
+              f"{request.netmask} gateway {request.gateway}, DHCP "
+              f"{'on' if given['dhcp'] else 'off'}, HTTP port {request.http_port}, "
+              f"link {PHY_CONF_LABELS[request.phy_conf]}")
+    ctx.print("reboot the device in operational mode, then 'berofos scan --write FILE' "
+              "to record the new address")
+    return EXIT_OK
+
+
+def _cmd_flash(ctx: _Context) -> int:
+    device = ctx.one_device()
+    mac = _device_mac(device)
+    try:
+        with open(ctx.args.image, "rb") as handle:
+            image = handle.read()
+    except OSError as err:
+        raise UsageError(f"{ctx.args.image}: {err.strerror}") from None
+    if not image:
+        raise UsageError(f"{ctx.args.image} is empty")
+    show = ctx.stderr.isatty() if hasattr(ctx.stderr, "isatty") else False
+
+    def progress(done: int, total: int) -> None:
+        if show or done == total:
+            filled = done * 30 // total
+            end = "\n" if done == total else ""
+            ctx.stderr.write(f"\rflashing {device.name}: [{'#' * filled}{'.' * (30 - filled)}] "
+                             f"{done}/{total} pages{end}")
+            ctx.stderr.flush()
+
+    pages = ctx.udp().flash(mac, _udp_target(ctx, device), image, progress)
+    ctx.print(f"{device.name}: {pages} pages flashed; power-cycle the device to start "
+              "the new firmware")
+    return EXIT_OK
+
+
+def _each_udp(ctx: _Context, action) -> int:
+    devices = ctx.devices()
+    udp = ctx.udp()
+    targets = [(d, _device_mac(d), _udp_target(ctx, d)) for d in devices]
+    outcomes = for_each_device(lambda t: action(udp, *t), targets, Deadline(None),
+                               label=lambda t: t[0].label)
+    return _report(ctx, outcomes, devices)
+
+
+def _cmd_ping(ctx: _Context) -> int:
+    def ping(udp: Gbl4Client, device: DeviceEntry, mac: bytes, target: str) -> None:
+        for _ in range(ctx.args.count):
+            rtt = udp.ping(mac, target)
+            ctx.print(f"{device.label}: answer in {rtt * 1000:.1f} ms")
+    return _each_udp(ctx, ping)
+
+
+def _cmd_kick(ctx: _Context) -> int:
+    stop = threading.Event()
+
+    def kick(udp: Gbl4Client, device: DeviceEntry, mac: bytes, target: str) -> None:
+        for number in range(ctx.args.count):
+            if number and stop.wait(ctx.args.interval):
+                return
+            udp.kick(mac, target)
+            ctx.print(f"{device.label}: watchdog kicked")
+    return _each_udp(ctx, kick)
+
+
+def _cmd_reset(ctx: _Context) -> int:
+    if not ctx.args.yes:
+        raise UsageError("reset erases the device's settings and firmware; "
+                         "add --yes if that is what you want")
+    device = ctx.one_device()
+    ctx.udp().reset(_device_mac(device), _udp_target(ctx, device))
+    ctx.print(f"{device.name}: erased; flash a firmware before rebooting it")
+    return EXIT_OK
+
+
+def _cmd_keys(ctx: _Context) -> int:
+    rows = [("KEY", "ACCESS", "TYPE", "CONFIG.TXT", "WRITE", "MEANING")]
+    for key in KEYS:
+        access = "rw" if key.readable and key.writable else ("r" if key.readable else "w")
+        query = ""
+        if key.writable:
+            fixed = "".join(f"&{n}={v}" for n, v in key.fixed)
+            query = f"?cmd={key.cmd}{fixed}&{key.param}=V"
+        rows.append((key.name, access, key.kind, key.wire or "-", query or "-", key.description))
+    _table(ctx, rows)
+    return EXIT_OK
+
+
+def _cmd_emulator(ctx: _Context) -> int:
+    from .emulator import DeviceOptions, Emulator
+
+    args = ctx.args
+    listen = [_listen_address(text) for text in args.listen or ["127.0.0.1:8080"]]
+    initial = _parse_assignments(args.set or [])
+    options = DeviceOptions(checked_style=args.checked_style,
+                            legacy_group_reset=args.legacy_group_reset,
+                            auth_reads=not args.open_reads, relay_delay=args.relay_delay,
+                            defaults_at_boot=not args.no_boot_defaults,
+                            unknown_lines=args.unknown_lines)
+    emulator = Emulator(listen, udp_port=None if args.udp_port_off else args.udp_port,
+                        broadcast=tuple(args.udp_broadcast or ()), password=args.password,
+                        base_mac=_mac(args.mac), options=options, initial=initial,
+                        control=_listen_address(args.control) if args.control else None,
+                        relay_log_path=args.relay_log, out=ctx.stdout)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    emulator.start()
+    for device in emulator.devices:
+        ctx.print(f"{device.name}: http://%s:%d mac {format_mac(device.mac)}" % device.listen)
+    if emulator.udp_port is not None:
+        ctx.print(f"GBL4 on UDP port {emulator.udp_port}")
+    if emulator.control_address:
+        ctx.print(f"control interface: http://{emulator.control_address}")
+    if args.ready_file:
+        emulator.write_ready_file(args.ready_file)
+    try:
+        while not stopped.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return EXIT_OK
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"{text!r} is not HOST:PORT")
+    try:
+        parse_ipv4(host)
+    except InvalidValue as err:
+        raise UsageError(str(err)) from None
+    return host, int(port)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of 1 or more")
+    return int(text)
+
+
+def _ipv4_arg(text: str) -> str:
+    try:
+        return parse_ipv4(text)
+    except InvalidValue as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _port_arg(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
+    return int(text)
+
+
+def _yes_no(text: str) -> bool:
+    key = lookup("dhcp")
+    try:
+        return bool(key.parse_user(text))
+    except InvalidValue:
+        raise argparse.ArgumentTypeError(f"{text!r} is not yes or no") from None
+
+
+_PHY = {"auto": 3, "10": 1, "100": 2}
+
+
+def _add_selection(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options that pick devices; accepted before and after the command name."""
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("device selection")
+    group.add_argument("-c", "--config", default=default(DEFAULT_PATH), metavar="FILE",
+                       help=f"device file in bnfos format (default {DEFAULT_PATH})")
+    group.add_argument("-f", "--device", action="append", default=default(None), metavar="NAME",
+                       help="device section to use; repeat or separate with commas "
+                            "(default: every section)")
+    group.add_argument("--host", default=default(None), metavar="IP[:PORT]",
+                       help="talk to this device instead of the file's")
+    group.add_argument("--mac", default=default(None), metavar="MAC",
+                       help="MAC address of the --host device (for UDP commands)")
+    group.add_argument("-t", "--timeout", type=_positive, default=default(DEFAULT_TIMEOUT),
+                       metavar="SECONDS",
+                       help=f"timeout of each request (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument("--udp-port", type=_port_arg, default=default(DEFAULT_UDP_PORT),
+                       metavar="PORT", help=f"the devices' GBL4 port (default {DEFAULT_UDP_PORT})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, also the source of the man page."""
+    parser = _Parser(
+        prog="berofos",
+        description="Set up, inspect and switch beroNet berofos failover switches.",
+        epilog=f"Devices come from the sections of {DEFAULT_PATH} (all of them, in file order, "
+               f"unless -f picks some) or from --host; with --host the login, if any, is "
+               f"taken from the {LOGIN_ENV} environment variable (USER:PASSWORD), so that it "
+               f"never shows in the process list.  Exit status: 0 success, 1 a device failed, "
+               f"2 usage or configuration error.")
+    parser.add_argument("--version", action="version", version=f"berofos {__version__}")
+    _add_selection(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    sub = commands.add_parser("status", help="reachability, relays, scenario, watchdog and "
+                              "power-on defaults of every device")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_status)
+
+    sub = commands.add_parser("show", help="every value of every device")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_show)
+
+    sub = commands.add_parser("get", help="some values (see 'berofos keys')")
+    sub.add_argument("keys", nargs="+", metavar="KEY")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_get)
+
+    sub = commands.add_parser("set", help="write values and read them back "
+                              "(e.g. wdog=0 wdogdef=0 scenario=0 mode=1 modedef=1)")
+    sub.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    sub.add_argument("--wait", type=_positive, default=10.0, metavar="SECONDS",
+                     help="give up after this long (default 10)")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_set)
+
+    sub = commands.add_parser("switch", help="move the relays and confirm: master/b (A--B) "
+                              "or slave/d (A--D)")
+    sub.add_argument("position", metavar="master|slave|b|d|A--B|A--D")
+    sub.add_argument("--wait", type=_positive, default=10.0, metavar="SECONDS",
+                     help="retry until confirmed for this long (default 10)")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_switch)
+
+    sub = commands.add_parser("password", help="set the admin password and turn protection on")
+    sub.add_argument("--stdin", action="store_true", help="read the password from the first "
+                     "line of standard input instead of the terminal")
+    sub.add_argument("--update-config", action="store_true",
+                     help="write the login line of each device into the -c file")
+    sub.add_argument("--wait", type=_positive, default=10.0, metavar="SECONDS",
+                     help="give up after this long (default 10)")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_password)
+
+    sub = commands.add_parser("scan", help="find devices with a GBL4 broadcast "
+                              "(or ask --host / --to)")
+    sub.add_argument("--to", type=_ipv4_arg, metavar="IP",
+                     help=f"address to ask (default {BROADCAST}, or --host)")
+    sub.add_argument("--window", type=_positive, default=3.0, metavar="SECONDS",
+                     help="how long to collect answers (default 3)")
+    sub.add_argument("--write", metavar="FILE", help="write the devices found to FILE in bnfos "
+                     "format, keeping names and logins of known MACs (mode 0600)")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_scan)
+
+    sub = commands.add_parser("netconf", help="set a device's network configuration over UDP "
+                              "(values not given stay as the device reports them)")
+    sub.add_argument("-i", "--ip", type=_ipv4_arg, help="IPv4 address")
+    sub.add_argument("-n", "--netmask", type=_ipv4_arg, help="netmask")
+    sub.add_argument("-g", "--gateway", type=_ipv4_arg, help="gateway")
+    sub.add_argument("-d", "--dhcp", type=_yes_no, metavar="yes|no", help="DHCP on or off")
+    sub.add_argument("-p", "--http-port", type=_port_arg, metavar="PORT", help="HTTP port")
+    sub.add_argument("--phy", choices=sorted(_PHY), help="Ethernet link: auto, 10 or 100")
+    sub.add_argument("--to", type=_ipv4_arg, metavar="IP", help="send here instead of the "
+                     "device's host (e.g. 255.255.255.255)")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_netconf)
+
+    sub = commands.add_parser("flash", help="write a firmware image (device in flash mode)")
+    sub.add_argument("image", metavar="FILE")
+    sub.add_argument("--to", type=_ipv4_arg, metavar="IP", help="send here instead of the "
+                     "device's host")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_flash)
+
+    sub = commands.add_parser("ping", help="GBL4 ping")
+    sub.add_argument("--count", type=_count, default=1, metavar="N")
+    sub.add_argument("--to", type=_ipv4_arg, metavar="IP")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_ping)
+
+    sub = commands.add_parser("kick", help="kick the hardware watchdog")
+    sub.add_argument("--count", type=_count, default=1, metavar="N", help="kicks (default 1)")
+    sub.add_argument("--interval", type=_positive, default=5.0, metavar="SECONDS",
+                     help="pause between kicks (default 5)")
+    sub.add_argument("--to", type=_ipv4_arg, metavar="IP")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_kick)
+
+    sub = commands.add_parser("reset", help="erase settings and firmware (flash mode only)")
+    sub.add_argument("--yes", action="store_true", help="really do it")
+    sub.add_argument("--to", type=_ipv4_arg, metavar="IP")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_reset)
+
+    sub = commands.add_parser("keys", help="list the keys of get/set")
+    sub.set_defaults(handler=_cmd_keys)
+
+    sub = commands.add_parser("emulator", help="run emulated devices (HTTP, GBL4, control)")
+    sub.add_argument("--listen", action="append", metavar="HOST:PORT",
+                     help="one device per address (repeat; default 127.0.0.1:8080)")
+    sub.add_argument("--udp-port", type=int, default=DEFAULT_UDP_PORT, metavar="PORT",
+                     help=f"GBL4 port of every listen host (default {DEFAULT_UDP_PORT}, "
+                          "0 picks one)")
+    sub.add_argument("--no-udp", dest="udp_port_off", action="store_true",
+                     help="no GBL4 endpoint")
+    sub.add_argument("--udp-broadcast", action="append", metavar="ADDR",
+                     help="also receive GBL4 broadcasts sent to ADDR (repeat)")
+    sub.add_argument("--password", metavar="PW", help="password protection on, user admin")
+    sub.add_argument("--mac", default="00:19:32:00:00:01",
+                     help="MAC of the first device; the next ones count up")
+    sub.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="initial value on every device (repeat)")
+    sub.add_argument("--control", metavar="HOST:PORT", help="serve the control interface")
+    sub.add_argument("--relay-log", metavar="FILE", help="append relay changes to FILE")
+    sub.add_argument("--ready-file", metavar="FILE",
+                     help="write the addresses in use as JSON once serving")
+    sub.add_argument("--checked-style", action="store_true",
+                     help="booleans print as 'checked'/'' instead of 1/0")
+    sub.add_argument("--legacy-group-reset", action="store_true",
+                     help="firmware 1.3 bug: a write resets the group's omitted checkboxes")
+    sub.add_argument("--open-reads", action="store_true",
+                     help="config.txt readable without the password")
+    sub.add_argument("--relay-delay", type=float, default=0.0, metavar="SECONDS",
+                     help="acknowledge a mode change before the relays move")
+    sub.add_argument("--no-boot-defaults", action="store_true",
+                     help="ignore modedef/wdogdef/powerNdef at power-on")
+    sub.add_argument("--unknown-lines", action="store_true",
+                     help="print firmware 1.5.7's unknown config.txt lines")
+    sub.set_defaults(handler=_cmd_emulator)
+    return parser
+
+
+def main(argv: list[str] | None = None, *, stdout=None, stderr=None, stdin=None,
+         environ=None) -> int:
+    """Run the command line; return the exit status."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        ctx = _Context(args, stdout, stderr, stdin or sys.stdin,
+                       os.environ if environ is None else environ)
+        return args.handler(ctx)
+    except UsageError as err:
+        print(f"berofos: error: {err}", file=stderr)
+        return EXIT_USAGE
+    except ConfigFileError as err:
+        print(f"berofos: error: {err}", file=stderr)
+        return EXIT_USAGE
+    except BerofosError as err:
+        print(f"berofos: {err}", file=stderr)
+        return EXIT_DEVICE
+    except KeyboardInterrupt:
+        print("berofos: interrupted", file=stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into head(1) and the like: stop quietly, and keep the
+        # interpreter from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as err:
+        print(f"berofos: error: {err.strerror or err}", file=stderr)
+        return EXIT_DEVICE

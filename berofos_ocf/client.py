@@ -1,0 +1,349 @@
+"""HTTP client of the berofos: read ``config.txt``, write values, switch relays.
+
+One :class:`BerofosClient` per device, each with its own ``requests`` session.
+Every request goes through :meth:`BerofosClient._request`, which bounds it by
+the per-request timeout and by the caller's :class:`~berofos_ocf.deadline.Deadline`,
+never follows redirects, ignores proxy variables, and maps every failure once
+to the hierarchy of :mod:`berofos_ocf.errors`.  Nothing here retries except
+:meth:`BerofosClient.switch_relays`, which owns "set, confirm, retry within a
+bound"; rejected credentials are never retried.
+
+:func:`for_each_device` runs one function per device in parallel threads and
+returns when all are done or the deadline has passed, whichever comes first.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "BerofosClient",
+    "RelaySwitch",
+    "DeviceStatus",
+    "for_each_device",
+    "read_status",
+]
+
+import http.client
+import socket
+import threading
+import time
+
+import requests
+
+from . import __version__
+from .bnfosconf import DeviceEntry
+from .configtxt import Settings, build_write_queries, parse_config_txt
+from .deadline import Deadline
+from .errors import (
+    CredentialsRejected,
+    DeviceCommunicationError,
+    DeviceError,
+    DeviceTimeout,
+    DeviceUnreachable,
+    FormatError,
+    ProtocolError,
+)
+from .keys import KEYS_BY_NAME, RELAY_LABELS
+
+DEFAULT_TIMEOUT = 3.0
+_MAX_BODY = 64 * 1024
+# Writes to these are not read back: whether the device applies them at once
+# (and stops answering at the old address) is not known.
+_NETWORK_KEYS = frozenset({"address", "netmask", "gateway", "port", "dhcp"})
+_SWITCH_CONFIRM_WINDOW = 2.0
+_POLL_INTERVAL = 0.2
+_RETRY_PAUSE = 0.5
+
+
+class RelaySwitch:
+    """Outcome of :meth:`BerofosClient.switch_relays`: where the relays were and are."""
+
+    __slots__ = ("device", "old_mode", "new_mode")
+
+    def __init__(self, device: DeviceEntry, old_mode: int, new_mode: int) -> None:
+        self.device = device
+        self.old_mode = old_mode
+        self.new_mode = new_mode
+
+    @property
+    def changed(self) -> bool:
+        return self.old_mode != self.new_mode
+
+    def __str__(self) -> str:
+        return (f"{self.device.label}: {RELAY_LABELS[self.old_mode]} -> "
+                f"{RELAY_LABELS[self.new_mode]}")
+
+
+class DeviceStatus:
+    """What one read of a device gave: its settings, or the error that prevented it."""
+
+    __slots__ = ("device", "settings", "error")
+
+    def __init__(self, device: DeviceEntry, settings: Settings | None = None,
+                 error: Exception | None = None) -> None:
+        self.device = device
+        self.settings = settings
+        self.error = error
+
+    @property
+    def reachable(self) -> bool:
+        return self.settings is not None
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # Proxy variables and ~/.netrc are for people's browsers, not for a switch
+    # on the local network; honouring them would route relay commands elsewhere.
+    session.trust_env = False
+    session.headers["User-Agent"] = f"berofos-ocf/{__version__}"
+    return session
+
+
+def _causes(exc: BaseException):
+    """Every exception wrapped inside ``exc`` (requests nests urllib3 nests http.client)."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+
+
+def _connection_error(label: str, exc: BaseException) -> DeviceCommunicationError:
+    causes = list(_causes(exc))
+    kinds = tuple(type(c) for c in causes)
+
+    def has(cls) -> bool:
+        return any(issubclass(kind, cls) for kind in kinds)
+
+    if has(http.client.RemoteDisconnected):
+        return DeviceUnreachable(label, "closed the connection without answering")
+    if has(ConnectionRefusedError):
+        return DeviceUnreachable(label, "connection refused")
+    if has(ConnectionResetError):
+        return DeviceUnreachable(label, "connection reset")
+    if has(http.client.HTTPException):
+        return ProtocolError(label, "answered something that is not HTTP")
+    if has(socket.timeout) or has(TimeoutError):
+        return DeviceTimeout(label, "no answer in time")
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return DeviceUnreachable(label, cause.strerror.lower())
+    return DeviceUnreachable(label, "cannot connect")
+
+
+class BerofosClient:
+    """The HTTP side of one device.
+
+    ``timeout`` bounds each request; ``deadline`` arguments bound a whole
+    operation.  ``session``, ``clock`` and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(self, device: DeviceEntry, *, timeout: float = DEFAULT_TIMEOUT,
+                 session: requests.Session | None = None, clock=time.monotonic,
+                 sleep=time.sleep) -> None:
+        self.device = device
+        self.timeout = timeout
+        self._session = session or _new_session()
+        self._base = f"http://{device.host}:{device.port}"
+        self._auth = (device.user, device.password or "") if device.has_login else None
+        self._clock = clock
+        self._sleep = sleep
+
+    @property
+    def label(self) -> str:
+        return self.device.label
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> BerofosClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _deadline(self, deadline: Deadline | None) -> Deadline:
+        return deadline if deadline is not None else Deadline(None, clock=self._clock)
+
+    def _request(self, path: str, deadline: Deadline | None = None, *, secret: bool = False) -> bytes:
+        """GET ``path``; return the body of a 2xx answer or raise a device error.
+
+        With ``secret`` the query carries a password: the original exception,
+        whose text holds the URL, is then not chained to the one raised.
+        """
+        deadline = self._deadline(deadline)
+        timeout = deadline.bound(self.timeout)
+        if timeout <= 0:
+            raise DeviceTimeout(self.label, "no time left to ask")
+        try:
+            response = self._session.get(self._base + path, auth=self._auth, timeout=timeout,
+                                         allow_redirects=False, stream=True)
+            with response:
+                body = self._read_body(response, deadline)
+        except requests.RequestException as err:
+            if isinstance(err, requests.Timeout):
+                error = DeviceTimeout(self.label, f"no answer within {timeout:.1f} s")
+            else:
+                error = _connection_error(self.label, err)
+            cause = None if secret else err
+        else:
+            self._check_status(response)
+            return body
+        # Raised outside the handler: with a secret, not even __context__ may
+        # keep the requests exception, whose text holds the URL.
+        raise error from cause
+
+    def _read_body(self, response: requests.Response, deadline: Deadline) -> bytes:
+        # Chunk by chunk, so that a device trickling bytes cannot outlive the
+        # deadline (the socket timeout only bounds each read).
+        chunks, size = [], 0
+        for chunk in response.iter_content(4096):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _MAX_BODY:
+                raise ProtocolError(self.label, f"answer larger than {_MAX_BODY} bytes")
+            if deadline.expired:
+                raise DeviceTimeout(self.label, "answer still arriving when time ran out")
+        return b"".join(chunks)
+
+    def _check_status(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status == 401:
+            if "WWW-Authenticate" not in response.headers:
+                raise CredentialsRejected(self.label, "HTTP 401 without a WWW-Authenticate challenge")
+            if self._auth is None:
+                raise CredentialsRejected(
+                    self.label, "password protection is on: set login = admin:PASSWORD")
+            raise CredentialsRejected(self.label)
+        if not 200 <= status < 300:
+            raise DeviceError(self.label, f"HTTP {status} {response.reason or ''}".rstrip())
+
+    def read_settings(self, deadline: Deadline | None = None) -> Settings:
+        """``GET /config.txt``, parsed."""
+        body = self._request("/config.txt", deadline)
+        try:
+            return parse_config_txt(body)
+        except FormatError as err:
+            raise ProtocolError(self.label, str(err)) from err
+
+    def relay_mode(self, settings: Settings) -> int:
+        """The relay mode of ``settings``, or a :class:`ProtocolError` naming this device."""
+        try:
+            return settings.relay_mode
+        except FormatError as err:
+            raise ProtocolError(self.label, str(err)) from err
+
+    def write(self, changes: dict[str, object], deadline: Deadline | None = None,
+              *, current: Settings | None = None, confirm: bool = True) -> Settings | None:
+        """Write typed values (see :mod:`berofos_ocf.keys`) and read them back.
+
+        Whole ``cmd`` groups are sent, the unchanged values taken from
+        ``current`` (read first when not given), which keeps legacy firmware
+        from resetting them.  Returns the settings read back, or None when
+        ``confirm`` is False.
+        """
+        deadline = self._deadline(deadline)
+        if current is None:
+            current = self.read_settings(deadline)
+        secret = any(KEYS_BY_NAME[name].kind == "secret" for name in changes)
+        for path in build_write_queries(changes, current):
+            self._request(path, deadline, secret=secret)
+        if "apwd" in changes:
+            # From now on the device knows only the new password.
+            self._auth = (self.device.user or "admin", str(changes["apwd"]))
+        if not confirm:
+            return None
+        after = self.read_settings(deadline)
+        for name, wanted in changes.items():
+            key = KEYS_BY_NAME[name]
+            if not key.readable or name in _NETWORK_KEYS:
+                continue
+            try:
+                seen = after[name]
+            except (KeyError, FormatError):
+                seen = "nothing readable"
+            if seen != wanted:
+                raise DeviceError(self.label, f"wrote {name}={key.format_user(wanted)} but it "
+                                  f"reads {key.format_user(seen) if seen != 'nothing readable' else seen}")
+        return after
+
+    def switch_relays(self, mode: int, deadline: Deadline) -> RelaySwitch:
+        """Move the relays to ``mode`` and return once ``config.txt`` confirms it.
+
+        Reads first (nothing is sent when the relays are already there), sends
+        ``?cmd=4&mode=V``, then polls ``config.txt`` for a short while because
+        the device may acknowledge before the relays have moved.  Transient
+        failures are retried until ``deadline``; rejected credentials are not.
+        """
+        old_mode = None
+        last_error: DeviceCommunicationError | None = None
+        while True:
+            try:
+                settings = self.read_settings(deadline)
+                current = self.relay_mode(settings)
+                if old_mode is None:
+                    old_mode = current
+                if current == mode:
+                    return RelaySwitch(self.device, old_mode, mode)
+                for path in build_write_queries({"mode": mode}, settings):
+                    self._request(path, deadline)
+                if self._confirm(mode, deadline):
+                    return RelaySwitch(self.device, old_mode, mode)
+                last_error = DeviceError(
+                    self.label, f"relays did not reach {RELAY_LABELS[mode]} after the command")
+            except CredentialsRejected:
+                raise
+            except DeviceCommunicationError as err:
+                last_error = err
+            if deadline.remaining() <= _RETRY_PAUSE:
+                raise last_error
+            self._sleep(_RETRY_PAUSE)
+
+    def _confirm(self, mode: int, deadline: Deadline) -> bool:
+        window = Deadline(deadline.bound(_SWITCH_CONFIRM_WINDOW), clock=self._clock)
+        while True:
+            if self.relay_mode(self.read_settings(deadline)) == mode:
+                return True
+            if window.remaining() <= _POLL_INTERVAL:
+                return False
+            self._sleep(_POLL_INTERVAL)
+
+
+def for_each_device(function, items: list, deadline: Deadline, *, label=lambda item: str(item)):
+    """Call ``function(item)`` for every item in parallel; return the outcomes in order.
+
+    An outcome is the function's return value or the exception it raised.  Items
+    still running when ``deadline`` expires get a :class:`DeviceTimeout`; their
+    threads are daemons, so they never hold the process back.
+    """
+    outcomes: list = [None] * len(items)
+    done = [False] * len(items)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = function(items[index])
+        except Exception as err:  # handed to the caller, which reports it
+            outcomes[index] = err
+        done[index] = True
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(items))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(deadline.remaining() if deadline.remaining() != float("inf") else None)
+    for index, item in enumerate(items):
+        if not done[index]:
+            outcomes[index] = DeviceTimeout(label(item), "no answer within the time allowed")
+    return outcomes
+
+
+def read_status(clients: list[BerofosClient], deadline: Deadline) -> list[DeviceStatus]:
+    """Read every device once, in parallel."""
+    outcomes = for_each_device(lambda c: c.read_settings(deadline), clients, deadline,
+                               label=lambda c: c.label)
+    return [DeviceStatus(c.device, error=o) if isinstance(o, Exception)
+            else DeviceStatus(c.device, settings=o) for c, o in zip(clients, outcomes)]

@@ -1,0 +1,223 @@
+"""``bnfos.conf``: what ``bnfos -f`` reads, errors with file and line, the writer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from berofos_ocf.bnfosconf import (
+    DeviceEntry,
+    load_bnfos_conf,
+    merge_devices,
+    parse_bnfos_conf,
+    render_bnfos_conf,
+    set_login,
+)
+from berofos_ocf.errors import ConfigFileError
+
+from .conftest import PYTHON, ROOT
+
+WAZO_EXAMPLE = """\
+[fos1]
+mac = 00:19:32:00:12:1D
+host = 10.100.0.201
+login = admin:foobar
+
+[fos2]
+mac = 00:11:22:33:44:55
+host = 10.100.0.202
+login = admin:barfoo
+"""
+
+
+def test_wazo_example():
+    conf = parse_bnfos_conf(WAZO_EXAMPLE, "/etc/bnfos.conf")
+    assert [d.name for d in conf.devices] == ["fos1", "fos2"]
+    fos1 = conf.devices[0]
+    assert (fos1.mac, fos1.host, fos1.port, fos1.user, fos1.password) == (
+        "00:19:32:00:12:1D", "10.100.0.201", 80, "admin", "foobar")
+    assert fos1.label == "fos1 (10.100.0.201)"
+    assert conf.holds_password
+
+
+def test_what_bnfos_scan_writes_is_read_back():
+    text = "\n[fos1]\nmac = 00:19:32:00:12:1D\nhost = 10.34.1.50\n#login = <user>:<password>\n"
+    (device,) = parse_bnfos_conf(text).devices
+    assert device.host == "10.34.1.50" and not device.has_login
+
+
+def test_comments_tabs_and_bnfos_separators():
+    text = ("# a comment\n; another\n\tindented lines are skipped by bnfos\n[FOS1]\n"
+            "mac=00-19-32-00-12-1d\nhost\t= 10.0.0.5\nlogin == admin:a:b:c\n")
+    (device,) = parse_bnfos_conf(text).devices
+    assert device.mac == "00:19:32:00:12:1D" and device.host == "10.0.0.5"
+    assert device.password == "a:b:c"
+
+
+def test_section_names_are_case_insensitive():
+    conf = parse_bnfos_conf(WAZO_EXAMPLE)
+    assert conf.select(["FOS2"])[0].name == "fos2"
+
+
+def test_host_with_port_extension():
+    (device,) = parse_bnfos_conf("[fos1]\nmac = 00:19:32:00:12:1D\nhost = 127.0.0.1:8081\n").devices
+    assert (device.host, device.port, device.address) == ("127.0.0.1", 8081, "127.0.0.1:8081")
+
+
+def test_crlf_file_is_read():
+    assert parse_bnfos_conf(WAZO_EXAMPLE.replace("\n", "\r\n")).devices[1].password == "barfoo"
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("[fos1]\nport = 80\n", 2, "expected \\[name\\], mac, host or login"),
+    ("[fos1]\n host = 10.0.0.1\n", 2, "starts with a space"),
+    ("[fos1\n", 1, "bad section header"),
+    ("[]\n", 1, "bad section header"),
+    ("host = 10.0.0.1\n", 1, "outside a \\[device\\] section"),
+    ("[fos1]\nmac = 00:19:32\n", 2, "17 characters"),
+    ("[fos1]\nmac = 00:19:32:00:12:XY\n", 2, "not like"),
+    ("[fos1]\nhost = berofos.example.org\n", 2, "dotted-quad"),
+    ("[fos1]\nhost = 10.0.0.1:0\n", 2, "port must be"),
+    ("[fos1]\nlogin = :secret\n", 2, "USER:PASSWORD"),
+    ("[fos1]\n[FOS1]\n", 2, "defined twice"),
+])
+def test_errors_name_file_and_line(text, line, message):
+    with pytest.raises(ConfigFileError, match=message) as caught:
+        parse_bnfos_conf(text, "/etc/bnfos.conf")
+    assert caught.value.line == line
+    assert str(caught.value).startswith(f"/etc/bnfos.conf:{line}: ")
+
+
+def test_select_unknown_device():
+    with pytest.raises(ConfigFileError, match="no device \\[fos3\\]") as caught:
+        parse_bnfos_conf(WAZO_EXAMPLE).select(["fos3"])
+    assert caught.value.kind == "unknown-device"
+
+
+def test_select_device_without_host_names_its_section_line():
+    conf = parse_bnfos_conf("[fos1]\nmac = 00:19:32:00:12:1D\n;host = 0.0.0.0\n", "f.conf")
+    with pytest.raises(ConfigFileError, match="f.conf:1: device \\[fos1\\] has no host"):
+        conf.select()
+
+
+def test_empty_file_has_no_device():
+    with pytest.raises(ConfigFileError, match="no device section"):
+        parse_bnfos_conf("# nothing\n").select()
+
+
+def test_load_missing_and_unreadable(tmp_path):
+    with pytest.raises(ConfigFileError) as caught:
+        load_bnfos_conf(str(tmp_path / "absent.conf"))
+    assert caught.value.kind == "missing"
+    with pytest.raises(ConfigFileError) as caught:
+        load_bnfos_conf(str(tmp_path))
+    assert caught.value.kind == "missing"
+
+
+def test_load_unreadable(tmp_path):
+    path = tmp_path / "b.conf"
+    path.write_text(WAZO_EXAMPLE)
+    path.chmod(0)
+    tmp_path.chmod(0o755)
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigFileError) as caught:
+            load_bnfos_conf(str(path))
+        assert caught.value.kind == "permission"
+        return
+    # root reads every file: ask as nobody, as a mis-installed agent would
+    script = ("import sys; sys.path.insert(0, sys.argv[2]); "
+              "from berofos_ocf.bnfosconf import load_bnfos_conf; "
+              "from berofos_ocf.errors import ConfigFileError\n"
+              "try: load_bnfos_conf(sys.argv[1])\n"
+              "except ConfigFileError as err: print(err.kind, err)")
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             PYTHON, "-c", script, str(path), str(ROOT)],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.startswith(f"permission {path}: permission denied")
+
+
+def test_world_readable_file_is_noticed(tmp_path):
+    path = tmp_path / "b.conf"
+    path.write_text(WAZO_EXAMPLE)
+    path.chmod(0o644)
+    assert load_bnfos_conf(str(path)).world_readable
+    path.chmod(0o600)
+    assert not load_bnfos_conf(str(path)).world_readable
+
+
+def test_password_is_not_in_repr():
+    device = parse_bnfos_conf(WAZO_EXAMPLE).devices[0]
+    assert "foobar" not in repr(device) and "foobar" not in device.label
+
+
+def test_writer_format_matches_bnfos_scan():
+    devices = [DeviceEntry("fos1", mac="00:19:32:00:12:1D", host="10.34.1.50"),
+               DeviceEntry("fos2", mac="00:19:32:00:12:1E", host="0.0.0.0"),
+               DeviceEntry("fos3", mac="00:19:32:00:12:1F", host="127.0.0.1", port=8081,
+                           user="admin", password="pw")]
+    assert render_bnfos_conf(devices) == (
+        "\n[fos1]\nmac = 00:19:32:00:12:1D\nhost = 10.34.1.50\n#login = <user>:<password>\n"
+        "\n[fos2]\nmac = 00:19:32:00:12:1E\n;host = 0.0.0.0\n#login = <user>:<password>\n"
+        "\n[fos3]\nmac = 00:19:32:00:12:1F\nhost = 127.0.0.1:8081\nlogin = admin:pw\n")
+
+
+def test_set_login_replaces_the_reminder_and_keeps_the_rest():
+    text = "# berofos devices\n\n[fos1]\nmac = 00:19:32:00:12:1D\nhost = 10.0.0.5\n" \
+           "#login = <user>:<password>\n\n[fos2]\nhost = 10.0.0.6\n"
+    result = set_login(text, "fos2", "admin", "new")
+    assert result.startswith("# berofos devices\n")
+    conf = parse_bnfos_conf(result)
+    assert [(d.user, d.password) for d in conf.devices] == [(None, None), ("admin", "new")]
+    result = set_login(result, "FOS1", "admin", "x")
+    assert "#login" not in result and parse_bnfos_conf(result).devices[0].password == "x"
+
+
+def test_merge_keeps_names_and_logins_of_known_macs():
+    existing = parse_bnfos_conf(WAZO_EXAMPLE).devices
+    found = [DeviceEntry("", mac="00:11:22:33:44:55", host="10.100.0.99"),
+             DeviceEntry("", mac="00:19:32:00:00:09", host="10.100.0.50")]
+    merged = merge_devices(existing, found)
+    assert [(d.name, d.host, d.password) for d in merged] == [
+        ("fos2", "10.100.0.99", "barfoo"), ("fos3", "10.100.0.50", None),
+        ("fos1", "10.100.0.201", "foobar")]
+
+
+names = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
+macs = st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02X}" for x in b))
+quads = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+logins = st.one_of(st.none(), st.tuples(names, st.text(
+    st.characters(min_codepoint=33, max_codepoint=126), max_size=15)))
+
+
+@given(st.lists(st.tuples(names, macs, quads, st.integers(1, 65535), logins), max_size=5,
+                unique_by=lambda t: t[0].lower()))
+def test_render_then_parse_round_trip(rows):
+    devices = [DeviceEntry(name, mac=mac, host=host, port=port,
+                           user=login[0] if login else None,
+                           password=login[1] if login else None)
+               for name, mac, host, port, login in rows if host != "0.0.0.0"]
+    assert parse_bnfos_conf(render_bnfos_conf(devices)).devices == devices
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_text_gives_devices_or_our_error(text):
+    try:
+        conf = parse_bnfos_conf(text, "x.conf")
+    except ConfigFileError as err:
+        assert str(err).startswith("x.conf:")
+        return
+    assert all(isinstance(d, DeviceEntry) for d in conf.devices)
+
+
+@given(st.lists(st.sampled_from(["[fos1]", "[fos2]", "mac = 00:19:32:00:12:1D", "host = 1.2.3.4",
+                                 "host = 1.2.3.4:80", "login = a:b", "#x", ";y", "\tz", "",
+                                 "mac=", "host", "[", "m", "loginx = 1"]), max_size=10))
+def test_near_miss_files_give_devices_or_our_error(lines):
+    try:
+        parse_bnfos_conf("\n".join(lines))
+    except ConfigFileError as err:
+        assert err.line is not None

@@ -1,0 +1,266 @@
+"""The ``berofos`` command end to end: a real process against a real emulator process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from berofos_ocf.bnfosconf import load_bnfos_conf
+
+from .conftest import PYTHON, ROOT
+
+PASSWORD = "pw-Zq81"
+
+
+def berofos(*args: str, stdin: str | None = None, env: dict | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    environment.update(env or {})
+    return subprocess.run([PYTHON, "-m", "berofos_ocf", *args], cwd=ROOT, capture_output=True,
+                          text=True, input=stdin, env=environment, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, text: str) -> None:
+    assert result.returncode == code, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) >= 1 and all(line.startswith("berofos: ") for line in lines), result.stderr
+    assert "Traceback" not in result.stderr
+    assert text in result.stderr
+
+
+@pytest.fixture
+def two_devices(emulator_process, tmp_path):
+    """Two protected emulated devices and a bnfos.conf naming both."""
+    emulator = emulator_process(devices=2, extra=["--password", PASSWORD])
+    conf = emulator.write_conf(tmp_path / "bnfos.conf", password=PASSWORD)
+    return emulator, str(conf)
+
+
+def test_status_switch_status(two_devices):
+    emulator, conf = two_devices
+    before = berofos("-c", conf, "status")
+    assert before.returncode == 0, before.stderr
+    rows = before.stdout.splitlines()
+    assert rows[0].split()[:4] == ["DEVICE", "ADDRESS", "REACHABLE", "RELAYS"]
+    assert [row.split()[3] for row in rows[1:]] == ["A--B", "A--B"]
+
+    switched = berofos("-c", conf, "switch", "slave")
+    assert switched.returncode == 0, switched.stderr
+    assert switched.stdout.count("relays A--B -> A--D (confirmed)") == 2
+
+    after = berofos("-c", conf, "status", "--json")
+    assert [d["relays"] for d in json.loads(after.stdout)] == ["A--D", "A--D"]
+    log = emulator.relay_log()
+    assert sorted((e["device"], e["old"], e["new"]) for e in log) == [
+        ("fos1", 1, 0), ("fos2", 1, 0)]
+    file_lines = emulator.relay_log_file.read_text().splitlines()
+    assert len(file_lines) == 2 and all("A--B -> A--D (http)" in line for line in file_lines)
+
+
+def test_switch_again_changes_nothing(two_devices):
+    emulator, conf = two_devices
+    result = berofos("-c", conf, "switch", "master")
+    assert result.returncode == 0
+    assert result.stdout.count("relays already A--B") == 2
+    assert emulator.relay_log() == []
+
+
+def test_device_selection_before_and_after_the_command(two_devices):
+    emulator, conf = two_devices
+    first = berofos("-c", conf, "-f", "fos2", "switch", "d")
+    second = berofos("switch", "d", "-c", conf, "-f", "FOS2")
+    assert first.returncode == second.returncode == 0
+    assert "fos1" not in first.stdout + second.stdout
+    assert [e["device"] for e in emulator.relay_log()] == ["fos2"]
+
+
+def test_status_with_one_device_down(two_devices):
+    emulator, conf = two_devices
+    emulator.control.power("fos2", "off")
+    result = berofos("-c", conf, "status")
+    assert result.returncode == 1
+    fos2 = [row for row in result.stdout.splitlines() if row.startswith("fos2")][0]
+    assert " no " in fos2
+    assert "Traceback" not in result.stderr
+
+
+def test_switch_fails_loudly_when_a_device_cannot_be_moved(two_devices):
+    emulator, conf = two_devices
+    emulator.control.fault("fos2", "ignore-writes")
+    result = berofos("-c", conf, "switch", "slave", "--wait", "2")
+    assert_one_line_error(result, 1, "fos2")
+    assert "did not reach A--D" in result.stderr
+    assert "fos1 (127.0.0.1" in result.stdout  # the other device was still switched
+
+
+def test_set_then_get(two_devices):
+    _, conf = two_devices
+    result = berofos("-c", conf, "set", "wdog=0", "wdogdef=0", "scenario=0", "mode=1",
+                     "modedef=1", "wdogitime=45")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(confirmed)") == 2
+    got = berofos("-c", conf, "-f", "fos1", "get", "wdogitime", "modedef", "wdog")
+    assert got.stdout.splitlines() == ["wdogitime = 45", "modedef = 1 (A--B)", "wdog = no"]
+    as_json = json.loads(berofos("-c", conf, "get", "wdogitime", "--json").stdout)
+    assert as_json == {"fos1": {"wdogitime": 45}, "fos2": {"wdogitime": 45}}
+
+
+def test_show_lists_every_value(two_devices):
+    _, conf = two_devices
+    result = berofos("-c", conf, "-f", "fos1", "show")
+    assert result.stdout.startswith("Configuration of fos1 (127.0.0.1:")
+    assert " wdogitime = 60" in result.stdout and " mode      = 1 (A--B)" in result.stdout
+    assert PASSWORD not in result.stdout
+
+
+@pytest.mark.parametrize("args, text", [
+    (["set", "wdogitime=0"], "wdogitime: 0 is outside 1-65535"),
+    (["set", "wdogstate=1"], "wdogstate is read-only"),
+    (["set", "nonsense"], "'nonsense' is not KEY=VALUE"),
+    (["set", "colour=red"], "unknown key 'colour'"),
+    (["switch", "c"], "is not a relay position"),
+    (["get", "apwd"], "apwd is write-only"),
+    (["-f", "fos9", "status"], "no device [fos9]"),
+    (["flash"], "the following arguments are required"),
+    (["reset"], "add --yes"),
+    (["netconf", "--ip", "10.0.0.1"], "this command works on one device"),
+    (["--timeout", "-1", "status"], "must be more than 0"),
+])
+def test_usage_errors_exit_2_with_one_line(two_devices, args, text):
+    _, conf = two_devices
+    assert_one_line_error(berofos("-c", conf, *args), 2, text)
+
+
+def test_missing_config_file(tmp_path):
+    result = berofos("-c", str(tmp_path / "absent.conf"), "status")
+    assert_one_line_error(result, 2, "absent.conf: file not found")
+
+
+def test_config_syntax_error_names_the_line(tmp_path):
+    conf = tmp_path / "bnfos.conf"
+    conf.write_text("[fos1]\nhost = 10.0.0.1\nport = 80\n")
+    assert_one_line_error(berofos("-c", str(conf), "status"), 2, "bnfos.conf:3: syntax error")
+
+
+def test_wrong_password_is_a_device_failure_and_never_printed(emulator_process, tmp_path):
+    emulator = emulator_process(extra=["--password", PASSWORD])
+    conf = emulator.write_conf(tmp_path / "bnfos.conf", password="wrong-pw-77")
+    result = berofos("-c", str(conf), "switch", "slave", "--wait", "5")
+    assert_one_line_error(result, 1, "credentials rejected by fos1")
+    assert "wrong-pw-77" not in result.stdout + result.stderr
+    assert len(emulator.control.requests("fos1")) == 1  # not retried
+
+
+def test_unreachable_device(tmp_path):
+    conf = tmp_path / "bnfos.conf"
+    conf.write_text("[fos1]\nmac = 00:19:32:00:12:1D\nhost = 127.0.0.1:9\n")
+    result = berofos("-c", str(conf), "switch", "master", "--wait", "1")
+    assert_one_line_error(result, 1, "fos1 (127.0.0.1:9): connection refused")
+
+
+def test_host_and_login_from_the_environment(emulator_process):
+    emulator = emulator_process(extra=["--password", PASSWORD])
+    address = emulator.info["devices"][0]["address"]
+    without = berofos("--host", address, "status")
+    assert without.returncode == 1 and "set login = admin:PASSWORD" in without.stdout
+    with_login = berofos("--host", address, "status", env={"BEROFOS_LOGIN": f"admin:{PASSWORD}"})
+    assert with_login.returncode == 0 and "A--B" in with_login.stdout
+
+
+def test_password_command_protects_and_updates_the_file(emulator_process, tmp_path):
+    emulator = emulator_process(devices=2)
+    conf = emulator.write_conf(tmp_path / "bnfos.conf")
+    result = berofos("-c", str(conf), "password", "--stdin", "--update-config",
+                     stdin="n3w-secret\n")
+    assert result.returncode == 0, result.stderr
+    assert "n3w-secret" not in result.stdout + result.stderr
+    assert all(d["settings"]["pwd"] for d in emulator.control.devices())
+    assert [d.password for d in load_bnfos_conf(str(conf)).devices] == ["n3w-secret"] * 2
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    assert berofos("-c", str(conf), "status").returncode == 0
+
+
+def test_password_too_long(two_devices):
+    _, conf = two_devices
+    result = berofos("-c", conf, "password", "--stdin", stdin="x" * 16 + "\n")
+    assert_one_line_error(result, 2, "limited to 15 characters")
+
+
+def test_scan_and_write_the_file(emulator_process, tmp_path):
+    emulator = emulator_process(devices=2)
+    conf = tmp_path / "bnfos.conf"
+    conf.write_text(f"[pbx-fos]\nmac = {emulator.info['devices'][1]['mac']}\n"
+                    "host = 10.9.9.9\nlogin = admin:kept\n")
+    result = berofos("--udp-port", str(emulator.udp_port), "scan", "--to", "127.0.0.1",
+                     "--window", "0.5", "--write", str(conf))
+    assert result.returncode == 0, result.stderr
+    assert "2 devices found." in result.stdout
+    devices = load_bnfos_conf(str(conf)).devices
+    assert [(d.name, d.address, d.password) for d in devices] == [
+        ("fos1", emulator.info["devices"][0]["address"], None),
+        ("pbx-fos", emulator.info["devices"][1]["address"], "kept")]
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    assert berofos("-c", str(conf), "-f", "fos1", "status").returncode == 0
+
+
+def test_scan_json(emulator_process):
+    emulator = emulator_process()
+    result = berofos("--udp-port", str(emulator.udp_port), "scan", "--to", "127.0.0.1",
+                     "--window", "0.3", "--json")
+    (device,) = json.loads(result.stdout)
+    assert device["firmware"] == "1.53" and device["flash_mode"] is False
+
+
+def test_netconf_keeps_what_is_not_given(emulator_process, tmp_path):
+    emulator = emulator_process()
+    conf = emulator.write_conf(tmp_path / "bnfos.conf")
+    result = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "netconf",
+                     "-g", "127.0.0.254", "--dhcp", "no")
+    assert result.returncode == 0, result.stderr
+    values = emulator.control.device("fos1")["settings"]
+    assert values["gateway"] == "127.0.0.254" and values["address"] == "127.0.0.1"
+    assert values["dhcp"] is False
+
+
+def test_flash_shows_progress_and_lands(emulator_process, tmp_path):
+    emulator = emulator_process()
+    conf = emulator.write_conf(tmp_path / "bnfos.conf")
+    image = tmp_path / "bnfos_v153.bin"
+    image.write_bytes(bytes(range(256)) * 9)  # 2304 bytes: 5 pages
+    refused = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "flash", str(image))
+    assert_one_line_error(refused, 1, "not in flash mode")
+    emulator.control.flash_mode("fos1", True)
+    result = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "flash", str(image))
+    assert result.returncode == 0, result.stderr
+    assert "5/5 pages" in result.stderr and "5 pages flashed" in result.stdout
+    assert emulator.control.device("fos1")["image"]["pages"] == 5
+
+
+def test_ping_and_kick(two_devices):
+    emulator, conf = two_devices
+    port = str(emulator.udp_port)
+    ping = berofos("-c", conf, "--udp-port", port, "ping")
+    assert ping.returncode == 0 and ping.stdout.count("answer in") == 2
+    kick = berofos("-c", conf, "--udp-port", port, "kick", "--count", "2", "--interval", "0.1")
+    assert kick.returncode == 0 and kick.stdout.count("watchdog kicked") == 4
+
+
+def test_ping_without_answer(two_devices):
+    emulator, conf = two_devices
+    emulator.control.power("fos1", "off")
+    result = berofos("-c", conf, "--udp-port", str(emulator.udp_port), "-t", "0.5", "ping")
+    assert_one_line_error(result, 1, "no answer to ping")
+
+
+def test_keys_lists_the_table():
+    result = berofos("keys")
+    assert result.returncode == 0
+    assert any(line.split()[:2] == ["mode", "rw"] for line in result.stdout.splitlines())
+
+
+def test_python_dash_m_and_help():
+    result = berofos("--help")
+    assert result.returncode == 0 and "switch" in result.stdout
