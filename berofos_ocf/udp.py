@@ -115,7 +115,7 @@ class Gbl4Client:
                     if _reply_matches(reply, request):
                         return reply
         raise DeviceTimeout(label, f"no answer to {what} from {target} "
-                                   f"within {timeout or self.timeout:.0f} s")
+                                   f"within {timeout or self.timeout:g} s")
 
     def identify(self, mac: bytes, target: str) -> ScanReply:
         """Scan one device (by MAC) and return its reply; time out if it is silent."""
@@ -123,7 +123,7 @@ class Gbl4Client:
             if reply.mac == mac:
                 return reply
         raise DeviceTimeout(format_mac(mac), f"no scan reply from {target} "
-                                             f"within {self.timeout:.0f} s")
+                                             f"within {self.timeout:g} s")
 
     def netconf(self, request: NetconfRequest, target: str) -> None:
         """Set the network configuration; raise :class:`DeviceError` on an error code."""

@@ -120,3 +120,132 @@ def emulator_process(tmp_path):
 
 
 __all__ = ["DeviceOptions", "entries_for", "PASSWORD", "PYTHON", "ROOT", "FIXTURES"]
+
+
+# -- the agent as Pacemaker runs it ---------------------------------------------------------
+
+CRM_ATTRIBUTE_FAKE = """#!/bin/sh
+# Records how the agent sets its promotion score; exits with $FAKE_CRM_STATUS.
+printf '%s\\n' "$*" >> "$FAKE_CRM_LOG"
+exit "${FAKE_CRM_STATUS:-0}"
+"""
+CRM_NODE_FAKE = """#!/bin/sh
+# Answers crm_node -n like a cluster member called $FAKE_NODE_NAME would.
+[ -n "$FAKE_NODE_NAME" ] || { echo "error: Could not connect to controller" >&2; exit 102; }
+echo "$FAKE_NODE_NAME"
+"""
+
+
+@pytest.fixture(scope="session")
+def installed_tree(tmp_path_factory):
+    """``make install`` into a world-readable directory (ocf-tester runs meta-data as nobody).
+
+    Returns the path of the installed agent.
+    """
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="berofos-install-", dir="/tmp"))
+    top.chmod(0o755)
+    subprocess.run(["make", "-s", "install", "DESTDIR=", f"PYTHONDIR={top}/python",
+                    f"OCF_ROOT={top}/ocf", f"BINDIR={top}/bin", f"MANDIR={top}/man",
+                    f"PYTHON={PYTHON}"], cwd=ROOT, check=True, capture_output=True)
+    yield top / "ocf" / "resource.d" / "berofos" / "berofos"
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+class AgentRun:
+    """The outcome of one agent process."""
+
+    def __init__(self, result: subprocess.CompletedProcess, elapsed: float) -> None:
+        self.rc = result.returncode
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.elapsed = elapsed
+        reasons = [line.split(":", 1)[1] for line in result.stderr.splitlines()
+                   if line.startswith("ocf-exit-reason:")]
+        self.reason = reasons[-1] if reasons else ""
+
+    def __repr__(self) -> str:
+        return f"AgentRun(rc={self.rc}, reason={self.reason!r}, stderr={self.stderr!r})"
+
+
+class Agent:
+    """Runs ``agents/berofos ACTION`` as Pacemaker would: clean environment, fake CRM tools.
+
+    ``node`` is the node it runs on (CRM_meta_on_node); the role marker lives in
+    a directory of its own so that two instances can share one machine.
+    """
+
+    def __init__(self, tmp_path: Path, config: Path, node: str, *, port_b: str = "node1",
+                 port_d: str = "node2", program: Path | None = None) -> None:
+        self.dir = tmp_path / f"agent-{node}"
+        self.dir.mkdir(exist_ok=True)
+        (self.dir / "run").mkdir(exist_ok=True)
+        bin_dir = tmp_path / "fakebin"
+        bin_dir.mkdir(exist_ok=True)
+        for name, text in (("crm_attribute", CRM_ATTRIBUTE_FAKE), ("crm_node", CRM_NODE_FAKE)):
+            (bin_dir / name).write_text(text)
+            (bin_dir / name).chmod(0o755)
+        self.program = program or ROOT / "agents" / "berofos"
+        self.log_file = self.dir / "agent.log"
+        self.crm_log = self.dir / "crm_attribute.calls"
+        self.marker = self.dir / "run" / "berofos-isdn.role"
+        self.env = {
+            "PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "OCF_ROOT": "/usr/lib/ocf",
+            "OCF_RESOURCE_INSTANCE": "isdn",
+            "OCF_RESOURCE_TYPE": "berofos",
+            "OCF_RESOURCE_PROVIDER": "berofos",
+            "OCF_RESKEY_config": str(config),
+            "OCF_RESKEY_port_b": port_b,
+            "OCF_RESKEY_port_d": port_d,
+            "OCF_RESKEY_CRM_meta_on_node": node,
+            "OCF_RESKEY_CRM_meta_timeout": "20000",
+            "OCF_RESKEY_CRM_meta_promoted_max": "1",
+            "OCF_RESKEY_CRM_meta_master_max": "1",
+            "OCF_RESKEY_CRM_meta_clone_max": "2",
+            "OCF_RESKEY_CRM_meta_notify": "true",
+            "HA_RSCTMP": str(self.dir / "run"),
+            "HA_LOGFILE": str(self.log_file),
+            "HA_debug": "0",
+            "FAKE_CRM_LOG": str(self.crm_log),
+        }
+
+    def run(self, action: str, *, interval: int | None = None, timeout: float = 60,
+            user: str | None = None, **overrides) -> AgentRun:
+        env = dict(self.env)
+        if action == "monitor":
+            env["OCF_RESKEY_CRM_meta_interval"] = str(10000 if interval is None else interval)
+        for name, value in overrides.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        argv = [str(self.program), action]
+        if user:
+            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + argv
+        started = time.monotonic()
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        return AgentRun(result, time.monotonic() - started)
+
+    def probe(self, **overrides) -> AgentRun:
+        return self.run("monitor", interval=0, **overrides)
+
+    def role(self) -> str | None:
+        return self.marker.read_text().strip() if self.marker.exists() else None
+
+    def crm_calls(self) -> list[str]:
+        if not self.crm_log.exists():
+            return []
+        return self.crm_log.read_text().splitlines()
+
+    def last_score(self) -> str | None:
+        """``--update N`` → "N", ``--delete`` → None, no call at all → KeyError."""
+        calls = self.crm_calls()
+        if not calls:
+            raise KeyError("crm_attribute was never called")
+        last = calls[-1].split()
+        return last[last.index("--update") + 1] if "--update" in last else None
+
+    def log(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""

@@ -85,21 +85,22 @@ class PromotionScore:
         self._runner = runner
         self._timeout = timeout
 
-    def _run(self, *arguments: str) -> None:
+    def _run(self, what: str, *arguments: str) -> None:
         if not self.enabled:
             return
         argv = ["crm_attribute", f"--promotion={self.instance}", "--node", self.node,
                 "--lifetime", "reboot", *arguments]
         status, _, error = self._runner(argv, self._timeout)
         if status != 0:
-            self._log.warning(f"could not {' '.join(arguments)} the promotion score of "
-                              f"{self.node}: {error or f'exit status {status}'}")
+            self._log.warning(f"could not {what} the promotion score of {self.node} "
+                              f"(crm_attribute {' '.join(arguments)}): "
+                              f"{error or f'exit status {status}'}")
 
     def set(self, score: int) -> None:
         self._log.debug(f"promotion score of {self.node}: {score}")
-        self._run("--update", str(score))
+        self._run("set", "--update", str(score))
 
     def withhold(self) -> None:
         """Delete the score: this node must not be promoted."""
         self._log.debug(f"promotion score of {self.node}: withheld")
-        self._run("--delete")
+        self._run("delete", "--delete")

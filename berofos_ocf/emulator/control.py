@@ -23,11 +23,12 @@ from __future__ import annotations
 __all__ = ["ControlServer", "EmulatorControl", "ControlError"]
 
 import json
+import socketserver
 import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ..errors import BerofosError, InvalidValue
 from .device import Fault
@@ -44,6 +45,12 @@ class ControlServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emulator) -> None:
         self.emulator = emulator
         super().__init__(address, _ControlHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks the host name up, which takes seconds
+        # where no DNS answers (a test network namespace).
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
         self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="control",
                                         daemon=True)
 
@@ -73,7 +80,7 @@ class _ControlHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
-        parts = [p for p in url.path.split("/") if p]
+        parts = [unquote(p) for p in url.path.split("/") if p]
         try:
             body = self._body() if method == "POST" else {}
             result = self._route(method, parts, parse_qs(url.query), body)
@@ -120,10 +127,7 @@ class _ControlHandler(BaseHTTPRequestHandler):
         elif method == "POST" and action == "flash-mode":
             device.set_flash_mode(bool(body.get("on", True)))
         elif method == "POST" and action == "options":
-            for name, value in body.items():
-                if not hasattr(device.options, name):
-                    raise InvalidValue(f"unknown option {name!r}")
-                setattr(device.options, name, value)
+            device.set_options(body)
         else:
             raise LookupError(f"no such action {method} {action!r}")
         return device.describe()

@@ -29,6 +29,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from ..configtxt import Settings, render_config_txt
 from ..errors import InvalidValue
@@ -152,6 +153,7 @@ class EmulatedDevice:
         self._faults: list[Fault] = []
         self.fault_generation = 0  # bumped by clear_faults: releases hanging requests
         self.requests: list[dict] = []
+        self.refused_connections = 0  # while powered off or in flash mode
         self._pending_move: threading.Timer | None = None
         self._power_timer: threading.Timer | None = None
         if self.values.pop("wdog", False):
@@ -230,11 +232,13 @@ class EmulatedDevice:
         states = [value for name, value in params if name == "s"]
         if not ports or len(ports) != len(states) or len(params) != 2 * len(ports):
             raise RequestRejected("cmd 5 needs p=PORT&s=STATE pairs")
+        changes = {}
         for port, state in zip(ports, states):
             if port not in ("0", "1"):
                 raise RequestRejected(f"no power port {port!r}")
             key = KEYS_BY_NAME["power1" if port == "0" else "power2"]
-            self.values[key.name] = _parse_request_value(key, state)
+            changes[key.name] = _parse_request_value(key, state)
+        self.values.update(changes)  # all or nothing, like every other request
 
     def _set(self, name: str, value: object, *, cause: str) -> None:
         if name == "mode":
@@ -346,10 +350,32 @@ class EmulatedDevice:
         self._power_timer = None
 
     def set_flash_mode(self, on: bool) -> None:
-        """The black button held at power-on: the bootloader takes over."""
+        """The black button held at power-on: the bootloader takes over (no watchdog)."""
         with self._lock:
             self.flash_mode = on
             self._flash = _Flash()
+            if on:
+                self._wdog_state = 0
+
+    def set_options(self, changes: dict) -> None:
+        """Change behaviour switches; all or nothing, each with its field's type."""
+        with self._lock:
+            checked = {}
+            for name, value in changes.items():
+                if name not in DeviceOptions.__dataclass_fields__:
+                    raise InvalidValue(f"unknown option {name!r}")
+                current = getattr(self.options, name)
+                if isinstance(current, bool):
+                    if not isinstance(value, bool):
+                        raise InvalidValue(f"option {name} takes true or false")
+                elif isinstance(current, float):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                            or value < 0:
+                        raise InvalidValue(f"option {name} takes a number of seconds")
+                    value = float(value)
+                checked[name] = value
+            for name, value in checked.items():
+                setattr(self.options, name, value)
 
     # -- faults ------------------------------------------------------------------------
 
@@ -383,10 +409,7 @@ class EmulatedDevice:
     def record_request(self, path: str, status: int, received: float | None = None) -> None:
         """Log a served request: ``received`` when it arrived, ``time`` when answered."""
         with self._lock:
-            # A password never reaches the log, even the emulator's.
-            if "apwd=" in path:
-                head, _, tail = path.partition("apwd=")
-                path = head + "apwd=<hidden>" + ("&" + tail.split("&", 1)[1] if "&" in tail else "")
+            path = _hide_passwords(path)
             now = self._wall_clock()
             self.requests.append({"received": received or now, "time": now, "path": path,
                                   "status": status})
@@ -449,6 +472,7 @@ class EmulatedDevice:
                 return 1
             address, port = self.listen
             self.values = factory_values(address, port)
+            self._wdog_state = 0
             self.password = ""
             self.firmware = (0, 0)
             self.image = None
@@ -459,12 +483,13 @@ class EmulatedDevice:
     def operator_set(self, values: dict[str, object]) -> None:
         """Set values by hand (front panel, engineering access): no auth, no HTTP."""
         with self._lock:
+            parsed = {}
             for name, value in values.items():
                 key = KEYS_BY_NAME.get(name)
                 if key is None or not key.writable:
                     raise InvalidValue(f"cannot set {name!r}")
-                if isinstance(value, str):
-                    value = key.parse_user(value)
+                parsed[name] = key.parse_user(value) if isinstance(value, str) else value
+            for name, value in parsed.items():  # nothing applied if one value is refused
                 self._set(name, value, cause="manual")
 
     def describe(self) -> dict:
@@ -481,8 +506,26 @@ class EmulatedDevice:
                 "faults": [vars(f) for f in self._faults],
                 "options": vars(self.options),
                 "requests": len(self.requests),
+                "refused_connections": self.refused_connections,
                 "writes": sum(1 for r in self.requests if r["path"].startswith("/?")),
             }
+
+
+def _hide_passwords(path: str) -> str:
+    """A request path with every ``apwd`` value replaced: passwords never reach a log.
+
+    Names are compared decoded, as the device decodes them (``%61pwd`` is apwd).
+    """
+    head, sep, query = path.partition("?")
+    if not sep:
+        return path
+    items = []
+    for item in query.split("&"):
+        name, equals, _ = item.partition("=")
+        if equals and unquote(name.replace("+", " ")) == "apwd":
+            item = f"{name}=<hidden>"
+        items.append(item)
+    return f"{head}?{'&'.join(items)}"
 
 
 def _parse_request_value(key: Key, text: str) -> object:

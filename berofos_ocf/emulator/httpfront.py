@@ -15,6 +15,7 @@ __all__ = ["DeviceHttpServer"]
 import base64
 import select
 import socket
+import socketserver
 import struct
 import threading
 import time
@@ -50,8 +51,15 @@ class DeviceHttpServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         super().__init__(address, _Handler)
 
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks the host name up, which takes seconds
+        # where no DNS answers (a test network namespace).
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
     def verify_request(self, request, client_address) -> bool:
         if not self.device.powered or self.device.flash_mode:
+            self.device.refused_connections += 1
             _abort(request)
             return False
         return True

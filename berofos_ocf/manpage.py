@@ -1,0 +1,221 @@
+"""Man pages generated from their single sources.
+
+``ocf_PROVIDER_berofos(7)`` comes from the agent's table (the same table as the
+meta-data), ``berofos(1)`` from the command line parser.  The pages committed
+under ``man/`` are checked against this output by the test suite, so they
+cannot go stale.
+
+    python3 -m berofos_ocf.manpage agent [--provider NAME] > ocf_NAME_berofos.7
+    python3 -m berofos_ocf.manpage cli > berofos.1
+"""
+
+from __future__ import annotations
+
+__all__ = ["agent_manpage", "cli_manpage", "DEFAULT_PROVIDER"]
+
+import argparse
+import sys
+
+from . import __version__
+
+DEFAULT_PROVIDER = "berofos"
+
+
+def _escape(text: str) -> str:
+    """Escape text for roff: backslashes, and dots/quotes that would start a request."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    lines = []
+    for line in text.split("\n"):
+        lines.append("\\&" + line if line.startswith((".", "'")) else line)
+    return "\n".join(lines)
+
+
+def _paragraphs(text: str) -> list[str]:
+    out = []
+    for paragraph in text.split("\n\n"):
+        out += [".PP", _escape(" ".join(paragraph.split()))]
+    return out
+
+
+def _bold(text: str) -> str:
+    return f"\\fB{_escape(text)}\\fR"
+
+
+def _italic(text: str) -> str:
+    return f"\\fI{_escape(text)}\\fR"
+
+
+_HEALTH = [
+    ("0", "unpromoted and every device answers"),
+    ("7", "not started on this node"),
+    ("8", "promoted, and every device's relays connect this node"),
+    ("9", "promoted, but a device's relays connect the other node: Pacemaker recovers the "
+          "instance and promote moves them back"),
+    ("190", "unpromoted, but a device cannot be read from this node or has its watchdog on"),
+    ("191", "promoted, but a device cannot be read from this node or has its watchdog on"),
+    ("1", "failed: see the exit reason in crm_mon or pcs status"),
+    ("2, 4, 5, 6", "configuration wrong on this node (2), permission (4), config file missing "
+                   "(5), configuration wrong everywhere (6)"),
+]
+
+
+def agent_manpage(provider: str = DEFAULT_PROVIDER) -> str:
+    """``ocf_PROVIDER_berofos(7)``."""
+    from .agent.table import ACTIONS, AGENT_NAME, LONGDESC, PARAMETERS, SHORTDESC
+
+    name = f"ocf_{provider}_{AGENT_NAME}"
+    lines = [
+        f'.TH {name.upper()} 7 "" "berofos-ocf {__version__}" "OCF resource agents"',
+        ".SH NAME", f"{_escape(name)} \\- {_escape(SHORTDESC)}",
+        ".SH SYNOPSIS",
+        " ".join(f"{_bold('OCF_RESKEY_' + p.name)}={_italic(p.type)}"
+                 for p in PARAMETERS if p.required)
+        + f" {_bold(AGENT_NAME)} [start | stop | monitor | promote | demote | notify | "
+          "validate\\-all | meta\\-data | usage]",
+        ".SH DESCRIPTION",
+    ]
+    lines += _paragraphs(LONGDESC)
+    lines.append(".SH SUPPORTED PARAMETERS")
+    for parameter in PARAMETERS:
+        facts = ["required" if parameter.required else "optional", parameter.type]
+        if parameter.default is not None:
+            facts.append(f'default "{parameter.default}"')
+        lines += [".TP", _bold(parameter.name),
+                  _escape(f"{parameter.longdesc} ({parameter.shortdesc}.)"),
+                  ".br", _escape("(" + ", ".join(facts) + ")")]
+    lines.append(".SH SUPPORTED ACTIONS")
+    lines.append("Timeouts and intervals the agent advertises as minimums:")
+    for action in ACTIONS:
+        details = [f"timeout {action.timeout}s"]
+        if action.interval is not None:
+            details.append(f"interval {action.interval}s")
+        if action.role:
+            details.append(f"role {action.role}")
+        lines += [".TP", _bold(action.name), _escape(", ".join(details))]
+    lines.append(".SH MONITOR EXIT STATUS")
+    for code, meaning in _HEALTH:
+        lines += [".TP", _bold(code), _escape(meaning)]
+    lines += [
+        ".SH EXAMPLE CONFIGURATION",
+        "With pcs (ISDN lines follow the promoted instance, Asterisk follows the lines):",
+        ".PP", ".nf",
+        _escape(f"pcs resource create isdn ocf:{provider}:{AGENT_NAME} port_b=wazo-1 "
+                "port_d=wazo-2 \\\n"
+                "    op monitor interval=10s role=Promoted timeout=20s \\\n"
+                "    op monitor interval=11s role=Unpromoted timeout=20s \\\n"
+                "    promotable promoted-max=1 promoted-node-max=1 clone-max=2 "
+                "clone-node-max=1 notify=true\n"
+                "pcs constraint colocation add asterisk with Promoted isdn-clone INFINITY\n"
+                "pcs constraint order promote isdn-clone then start asterisk"),
+        ".fi", ".PP", "With crmsh:", ".PP", ".nf",
+        _escape(f"primitive isdn ocf:{provider}:{AGENT_NAME} params port_b=wazo-1 "
+                "port_d=wazo-2 \\\n"
+                "    op monitor role=Promoted interval=10s timeout=20s \\\n"
+                "    op monitor role=Unpromoted interval=11s timeout=20s\n"
+                "clone isdn-clone isdn meta promotable=true promoted-max=1 notify=true\n"
+                "colocation asterisk-with-isdn inf: asterisk isdn-clone:Promoted\n"
+                "order isdn-before-asterisk Mandatory: isdn-clone:promote asterisk:start"),
+        ".fi",
+        ".SH FILES",
+        ".TP", _bold("/etc/bnfos.conf"), "The devices (parameter config).",
+        ".TP", _bold("/run/resource-agents/berofos-INSTANCE.role"),
+        "The role of the instance on this node (unpromoted or promoted).",
+        ".SH SEE ALSO",
+        "\\fBberofos\\fR(1), \\fBcrm_mon\\fR(8), \\fBpcs\\fR(8), \\fBcrm\\fR(8), "
+        "\\fBocf\\-tester\\fR(8)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _option_line(action: argparse.Action) -> str:
+    names = ", ".join(_bold(option) for option in action.option_strings)
+    if action.nargs == 0:
+        return names
+    metavar = action.metavar or action.dest.upper()
+    if action.choices and not action.metavar:
+        metavar = "|".join(str(c) for c in action.choices)
+    return f"{names} {_italic(str(metavar))}"
+
+
+def _options(parser: argparse.ArgumentParser, skip: set[str]) -> list[str]:
+    lines = []
+    for action in parser._actions:  # argparse has no public way to list them
+        if not action.option_strings or action.dest in skip or action.help == argparse.SUPPRESS:
+            continue
+        lines += [".TP", _option_line(action), _escape(action.help or "")]
+    return lines
+
+
+_EXAMPLES = """\
+berofos scan --write /etc/bnfos.conf
+    find the devices and write the device file (bnfos --scan -x)
+berofos scan --to 10.34.1.50 --write /etc/bnfos.conf
+    ask one address (bnfos --scan -x -h 10.34.1.50)
+berofos -f fos1 netconf -i 10.34.1.20 -n 255.255.255.0 -g 10.34.1.1 -d no
+    static address, device in flash mode (bnfos --netconf -f fos1 ... -d 0)
+berofos -f fos1 flash bnfos_v153.bin
+    firmware update, device in flash mode (bnfos --flash bnfos_v153.bin -f fos1)
+berofos -f fos1 password --update-config
+    apwd, then pwd=1, then the login line of the file
+berofos -f fos1 set wdog=0 wdogdef=0 scenario=0 mode=1 modedef=1
+    preparation for a cluster (five bnfos --set calls), confirmed by read-back
+berofos switch master
+    relays to A--B on every device, confirmed (xivo-berofos master)
+berofos status
+    what every device says, as a table (--json for scripts)"""
+
+
+def cli_manpage() -> str:
+    """``berofos(1)``."""
+    from .cli import build_parser
+
+    parser = build_parser()
+    selection = {"config", "device", "host", "mac", "timeout", "udp_port"}
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in subparsers._choices_actions}
+    lines = [
+        f'.TH BEROFOS 1 "" "berofos-ocf {__version__}" "User Commands"',
+        ".SH NAME", "berofos \\- " + _escape(parser.description[0].lower()
+                                            + parser.description[1:].rstrip(".")),
+        ".SH SYNOPSIS",
+        f"{_bold('berofos')} [{_bold('-c')} {_italic('FILE')}] [{_bold('-f')} "
+        f"{_italic('NAME')}]... [{_bold('--host')} {_italic('IP[:PORT]')}] "
+        f"{_italic('COMMAND')} [{_italic('ARGUMENTS')}]",
+        ".SH DESCRIPTION",
+    ]
+    lines += _paragraphs(parser.epilog)
+    lines.append(".SH DEVICE SELECTION")
+    lines.append("Accepted before or after the command name.")
+    lines += _options(parser, {"help", "version"})
+    lines.append(".SH COMMANDS")
+    for name, sub in subparsers.choices.items():
+        positionals = " ".join(_italic(str(a.metavar or a.dest)) + ("..." if a.nargs == "+"
+                                                                    else "")
+                               for a in sub._actions if not a.option_strings)
+        lines += [".SS", f"{_bold(name)} {positionals}".rstrip(), _escape(helps[name] or "")]
+        lines += _options(sub, selection | {"help"})
+    lines += [".SH EXAMPLES", "The steps of Wazo's berofos integration, with the bnfos "
+              "command each one replaces:", ".PP", ".nf", _escape(_EXAMPLES), ".fi",
+              ".SH EXIT STATUS", ".TP", "0", "success", ".TP", "1",
+              "a device failed (unreachable, credentials rejected, not confirmed ...)",
+              ".TP", "2", "usage or configuration error",
+              ".SH ENVIRONMENT", ".TP", _bold("BEROFOS_LOGIN"),
+              _escape("USER:PASSWORD for the device given with --host."),
+              ".SH FILES", ".TP", _bold("/etc/bnfos.conf"),
+              _escape("The devices: [name] sections with mac, host and login lines, as "
+                      "beroNet's bnfos reads them; host may carry :PORT."),
+              ".SH SEE ALSO", "\\fBocf_berofos_berofos\\fR(7)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m berofos_ocf.manpage")
+    parser.add_argument("page", choices=["agent", "cli"])
+    parser.add_argument("--provider", default=DEFAULT_PROVIDER)
+    args = parser.parse_args(argv)
+    sys.stdout.write(agent_manpage(args.provider) if args.page == "agent" else cli_manpage())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""``make bench``: what the agent and the CLI cost, measured side by side in one run.
+
+Every case is a whole process (interpreter start-up included, as Pacemaker
+pays it on every action), run ROUNDS times, the cases interleaved round by
+round so that a noisy neighbour hits them alike.  Wall time and CPU time
+(user + system of the child, from wait4) are reported as medians with the
+spread (lowest-highest), and the ratios the targets are about:
+
+* actions that need no device (meta-data, stop) against resource-agents'
+  ``dummypy``, a Python agent on ``ocf.py`` that does no I/O: ≤ 1.3×;
+* monitor against its floor, a process that imports what monitor cannot avoid
+  (``ocf.py``, ``requests``) and makes one request per device: ≤ 1.2×;
+* promote of 8 devices against promote of 1: ≤ 1.3×;
+* ``berofos status`` on 8 devices against 1 (the devices concurrently).
+
+The emulator runs in its own process; its CPU is not counted.
+
+Then, where test clusters can run (root, namespaces), the failover time: a
+real 2- and 3-node cluster (``token: 1000``) is started FAILOVER_RUNS times
+each, the promoted node is killed with SIGKILL, and the time from the kill to
+the relays moving (the emulator's relay log) is collected.  Beside it, the Wazo
+baseline it replaces, computed from its documented schedule (a cron job every
+minute, then about 20 s of pings before switching): that one is a model, not a
+measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = "/usr/bin/python3"
+DUMMYPY = "/usr/lib/ocf/resource.d/heartbeat/dummypy"
+OCF_LIB = "/usr/lib/ocf/lib/heartbeat"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "30"))
+FAILOVER_RUNS = int(os.environ.get("BENCH_FAILOVERS", "5"))
+
+
+def run_measured(argv: list[str], env: dict, before=None) -> tuple[float, float, int]:
+    """Run one process; (wall seconds, CPU seconds, exit status)."""
+    if before:
+        before()
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, process.returncode
+
+
+class Emulator:
+    def __init__(self, tmp: Path, devices: int, latency: float = 0.0) -> None:
+        self.ready = tmp / f"ready-{devices}-{latency}.json"
+        argv = [PYTHON, "-m", "berofos_ocf", "emulator", "--no-udp", "--control", "127.0.0.1:0",
+                "--ready-file", str(self.ready)] + ["--listen", "127.0.0.1:0"] * devices
+        self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+        while not self.ready.exists():
+            time.sleep(0.02)
+        self.info = json.loads(self.ready.read_text())
+        sys.path.insert(0, str(ROOT))
+        from berofos_ocf.emulator.control import EmulatorControl
+
+        self.control = EmulatorControl(self.info["control"])
+        self.conf = tmp / f"bnfos-{devices}-{latency}.conf"
+        self.conf.write_text("".join(
+            f"[{d['name']}]\nmac = {d['mac']}\nhost = {d['address']}\n\n"
+            for d in self.info["devices"]))
+        if latency:
+            for device in self.info["devices"]:
+                self.control.fault(device["name"], "latency", seconds=latency)
+
+    def urls(self) -> list[str]:
+        return [f"http://{d['address']}/config.txt" for d in self.info["devices"]]
+
+    def set_all(self, mode: int) -> None:
+        for device in self.info["devices"]:
+            self.control.set_values(device["name"], mode=mode)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def agent_env(tmp: Path, conf: Path, node: str = "node2", **extra) -> dict:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
+           "OCF_RESOURCE_INSTANCE": "bench", "OCF_RESKEY_config": str(conf),
+           "OCF_RESKEY_port_b": "node1", "OCF_RESKEY_port_d": "node2",
+           "OCF_RESKEY_CRM_meta_on_node": node, "OCF_RESKEY_CRM_meta_timeout": "20000",
+           "OCF_RESKEY_CRM_meta_interval": "10000", "HA_RSCTMP": str(tmp / "run"),
+           "HA_debug": "0"}
+    env.update(extra)
+    return env
+
+
+FLOOR = ("import sys; sys.path.append(%r); import ocf, requests; s = requests.Session(); "
+         "[s.get(u, timeout=3).content for u in sys.argv[1:]]" % OCF_LIB)
+
+
+def main() -> int:
+    if not os.path.exists(DUMMYPY):
+        print(f"{DUMMYPY} missing: install resource-agents", file=sys.stderr)
+        return 1
+    tmp = Path(tempfile.mkdtemp(prefix="berofos-bench-"))
+    (tmp / "run").mkdir()
+    agent = str(ROOT / "agents" / "berofos")
+    one, eight = Emulator(tmp, 1), Emulator(tmp, 8)
+    slow_one, slow_eight = Emulator(tmp, 1, 0.2), Emulator(tmp, 8, 0.2)
+    base = {"PATH": "/usr/bin:/bin", "OCF_ROOT": "/usr/lib/ocf", "HA_debug": "0",
+            "OCF_RESOURCE_INSTANCE": "bench", "HA_RSCTMP": str(tmp / "run")}
+    dummy_env = dict(base, OCF_RESKEY_state=str(tmp / "dummypy.state"))
+    env1, env8 = agent_env(tmp, one.conf), agent_env(tmp, eight.conf)
+    marker = tmp / "run" / "berofos-bench.role"
+
+    def started() -> None:
+        marker.write_text("unpromoted\n")
+
+    def back_to_b(emulator):
+        return lambda: (started(), emulator.set_all(1))
+
+    cli = [PYTHON, "-m", "berofos_ocf"]
+    cli_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    cases = {
+        "dummypy meta-data": ([DUMMYPY, "meta-data"], dummy_env, None),
+        "berofos meta-data": ([agent, "meta-data"], env1, None),
+        "dummypy stop": ([DUMMYPY, "stop"], dummy_env, None),
+        "berofos stop": ([agent, "stop"], env1, started),
+        "floor, 1 device": ([PYTHON, "-c", FLOOR] + one.urls(), base, None),
+        "berofos monitor, 1 device": ([agent, "monitor"], env1, started),
+        "floor, 8 devices": ([PYTHON, "-c", FLOOR] + eight.urls(), base, None),
+        "berofos monitor, 8 devices": ([agent, "monitor"], env8, started),
+        "berofos promote, 1 device": ([agent, "promote"], env1, back_to_b(one)),
+        "berofos promote, 8 devices": ([agent, "promote"], env8, back_to_b(eight)),
+        "berofos status, 1 device": (cli + ["-c", str(one.conf), "status"], cli_env, None),
+        "berofos status, 8 devices": (cli + ["-c", str(eight.conf), "status"], cli_env, None),
+        "status, 1 device answering in 0.2 s":
+            (cli + ["-c", str(slow_one.conf), "status"], cli_env, None),
+        "status, 8 devices answering in 0.2 s":
+            (cli + ["-c", str(slow_eight.conf), "status"], cli_env, None),
+    }
+    samples = {name: ([], []) for name in cases}
+    try:
+        for name, (argv, env, before) in cases.items():  # warm the page cache once
+            run_measured(argv, env, before)
+        for _ in range(ROUNDS):
+            for name, (argv, env, before) in cases.items():
+                wall, cpu, status = run_measured(argv, env, before)
+                if status not in (0, 8):
+                    raise SystemExit(f"{name}: exit status {status}")
+                samples[name][0].append(wall)
+                samples[name][1].append(cpu)
+    finally:
+        for emulator in (one, eight, slow_one, slow_eight):
+            emulator.stop()
+    report(samples)
+    failover()
+    return 0
+
+
+def failover() -> None:
+    from .cluster import cluster_support, install_agent, uninstall_agent
+
+    reason = cluster_support()
+    if reason:
+        print(f"\nfailover: not measured, no test clusters here ({reason})")
+        return
+    provider = "berofos-bench"
+    install_agent(provider)
+    times: dict[int, list[float]] = {2: [], 3: []}
+    try:
+        for run in range(FAILOVER_RUNS):
+            for size in (2, 3):
+                times[size].append(_one_failover(size, provider, run))
+    finally:
+        uninstall_agent(provider)
+    print(f"\nfailover: kill of the promoted node -> relays moved at the emulator, "
+          f"{FAILOVER_RUNS} runs, token 1000 ms")
+    print(f"{'':40} {'median':>8} {'spread':>14}")
+    for size, values in times.items():
+        print(f"{f'{size} nodes (seconds)':40} {statistics.median(values):8.2f} "
+              f"{min(values):6.2f}-{max(values):<6.2f}   "
+              + " ".join(f"{v:.2f}" for v in values))
+    # Wazo's cron job: the master dies at a uniformly random point of the minute;
+    # the next run pings it for about 20 s, then switches.
+    print(f"{'Wazo cron + pings (model, not measured)':40} {50:8.2f} {20:6.2f}-{80:<6.2f}   "
+          "next minute (0-60 s) + about 20 s of pings")
+    verdict = "met" if statistics.median(times[2]) <= 3.0 else "MISSED"
+    print(f"target: median <= 3 s for 2 nodes: {verdict}")
+
+
+def _one_failover(size: int, provider: str, run: int) -> float:
+    from .cluster import Cluster
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"berofos-failover-{size}-"))
+    lab = Cluster(size, workdir, provider=provider)
+    try:
+        lab.start()
+        promoted = lab.wait_promoted(120)
+        time.sleep(2)  # settled: first monitors done
+        killed_at = lab.kill(promoted)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            log = lab.relay_log()
+            if log:
+                return log[0]["time"] - killed_at
+            time.sleep(0.02)
+        raise SystemExit(f"failover {size} nodes, run {run}: relays did not move in 60 s")
+    finally:
+        lab.stop()
+        subprocess.run(["rm", "-rf", str(workdir)])
+
+
+def ms(values: list[float]) -> str:
+    return (f"{statistics.median(values) * 1000:7.1f} "
+            f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f})")
+
+
+def report(samples: dict) -> None:
+    print(f"{ROUNDS} rounds, cases interleaved; milliseconds, median (lowest-highest)\n")
+    print(f"{'case':40} {'wall':>22} {'cpu':>22}")
+    for name, (wall, cpu) in samples.items():
+        print(f"{name:40} {ms(wall):>22} {ms(cpu):>22}")
+    print()
+
+    def ratio(a: str, b: str, kind: int) -> float:
+        return statistics.median(samples[a][kind]) / statistics.median(samples[b][kind])
+
+    targets = [
+        ("meta-data / dummypy meta-data", "berofos meta-data", "dummypy meta-data", 1.3),
+        ("stop / dummypy stop", "berofos stop", "dummypy stop", 1.3),
+        ("monitor / floor, 1 device", "berofos monitor, 1 device", "floor, 1 device", 1.2),
+        ("monitor / floor, 8 devices", "berofos monitor, 8 devices", "floor, 8 devices", 1.2),
+        ("promote 8 devices / 1 device", "berofos promote, 8 devices",
+         "berofos promote, 1 device", 1.3),
+        ("status 8 devices / 1 device", "berofos status, 8 devices",
+         "berofos status, 1 device", None),
+        ("status 8 / 1, devices answering in 0.2 s", "status, 8 devices answering in 0.2 s",
+         "status, 1 device answering in 0.2 s", None),
+    ]
+    print(f"{'ratio':42} {'wall':>6} {'cpu':>6}  target")
+    for label, a, b, target in targets:
+        wall, cpu = ratio(a, b, 0), ratio(a, b, 1)
+        verdict = ""
+        if target:
+            verdict = f"<= {target}: " + ("met" if max(wall, cpu) <= target else "MISSED")
+        print(f"{label:42} {wall:6.2f} {cpu:6.2f}  {verdict}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

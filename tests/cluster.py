@@ -1,0 +1,411 @@
+"""Real Pacemaker/Corosync clusters of 2 or 3 nodes on one machine, for tests and the demo.
+
+Each node runs in its own network, mount, UTS, IPC and PID namespaces (see
+``cluster_init.py``), wired by a veth pair into a bridge in the root namespace.
+The emulated berofos runs in the root namespace on the bridge's address, so
+every node reaches it over its own link.  Addresses are in 10.200.N.0/24 and
+exist only inside namespaces this module creates.
+
+The cluster is configured the way the README tells users: ``pcs -f`` on a CIB
+file (the promotable clone, an ``asterisk`` stand-in colocated with the
+promoted instance and started after promote, the quorum node kept off the
+clone), pre-seeded on every node.  **Fencing is disabled**: these nodes die by
+SIGKILL of their namespace, and the safety of a single promoted instance rests
+on quorum (three nodes, or ``two_node`` for two).
+
+Everything is torn down by PID and by name in :meth:`Cluster.stop`, which the
+tests call from a ``finally`` (fixture teardown), failures included.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Cluster", "ClusterView", "cluster_support", "AGENT_PROVIDER", "install_agent",
+           "uninstall_agent"]
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = "/usr/bin/python3"
+AGENT_PROVIDER = "berofos-test"
+_HACLUSTER = "hacluster"
+
+
+def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("check", True)
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return subprocess.run(argv, **kwargs)
+
+
+def cluster_support() -> str | None:
+    """None when this machine can run test clusters, else why not."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, mounts)"
+    for tool in ("corosync", "pacemakerd", "crm_mon", "pcs", "ip", "unshare", "nsenter"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed"
+    name = f"bfprobe{os.getpid()}"
+    try:
+        _run(["ip", "netns", "add", name])
+        _run(["ip", "netns", "exec", name, "unshare", "-m", "-u", "-i", "-p", "-f",
+              "--mount-proc", "true"])
+    except subprocess.CalledProcessError as err:
+        return f"namespaces not permitted here: {err.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    return None
+
+
+def _install_variables(provider: str) -> list[str]:
+    # A provider and package directory of their own: a real installation of
+    # berofos-ocf on this machine is neither used nor overwritten.
+    private = f"/usr/lib/{provider}-ocf"
+    return [f"PROVIDER={provider}", f"PYTHONDIR={private}", f"BINDIR={private}/bin",
+            f"MANDIR={private}/man", f"PYTHON={PYTHON}"]
+
+
+def install_agent(provider: str = AGENT_PROVIDER) -> Path:
+    """``make install`` under ``ocf:PROVIDER:berofos``, as a user would install it."""
+    _run(["make", "-s", "install"] + _install_variables(provider), cwd=ROOT)
+    return Path("/usr/lib/ocf/resource.d") / provider / "berofos"
+
+
+def uninstall_agent(provider: str = AGENT_PROVIDER) -> None:
+    _run(["make", "-s", "uninstall"] + _install_variables(provider), cwd=ROOT, check=False)
+    shutil.rmtree(f"/usr/lib/{provider}-ocf", ignore_errors=True)
+
+
+class ClusterView:
+    """What ``crm_mon --output-as=xml`` says, reduced to what the tests ask."""
+
+    def __init__(self, xml: str) -> None:
+        self.root = ET.fromstring(xml)
+
+    def online(self) -> list[str]:
+        return sorted(n.get("name") for n in self.root.iter("node")
+                      if n.get("online") == "true" and n.get("id"))
+
+    def instances(self, resource: str = "isdn") -> dict[str, str]:
+        """Node → role of every active instance of the clone."""
+        roles = {}
+        for element in self.root.iter("resource"):
+            if element.get("id") != resource or element.get("active") != "true":
+                continue
+            for node in element.iter("node"):
+                roles[node.get("name")] = element.get("role")
+        return roles
+
+    def promoted(self) -> list[str]:
+        return sorted(n for n, role in self.instances().items() if role == "Promoted")
+
+    def running(self, resource: str) -> list[str]:
+        return sorted(self.instances(resource))
+
+    def failures(self) -> list[dict]:
+        return [dict(f.attrib) for f in self.root.iter("failure")]
+
+    def quorate(self) -> bool:
+        summary = self.root.find("summary/current_dc")
+        return summary is not None and summary.get("with_quorum") == "true"
+
+
+class Cluster:
+    """N nodes (``node1`` on port B, ``node2`` on port D, ``node3`` a quorum node)."""
+
+    def __init__(self, size: int, workdir: Path, *, token_ms: int = 1000,
+                 relay_mode: int = 1, modedef: int | None = None,
+                 prefer: str | None = None, provider: str = AGENT_PROVIDER) -> None:
+        if size not in (2, 3):
+            raise ValueError("2 or 3 nodes")
+        self.size = size
+        self.dir = workdir
+        self.token_ms = token_ms
+        self.relay_mode = relay_mode
+        self.modedef = relay_mode if modedef is None else modedef
+        self.prefer = prefer  # node with a role=Promoted location preference of 50
+        self.provider = provider
+        tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
+        self.subnet = f"10.200.{random.randrange(1, 250)}"
+        self.bridge = f"brbf{tag}"
+        self.nodes = [f"node{i}" for i in range(1, size + 1)]
+        self.netns = {node: f"bf{tag}{node}" for node in self.nodes}
+        self.veth = {node: f"vbf{tag}{node[-1]}" for node in self.nodes}
+        self.address = {node: f"{self.subnet}.{i}" for i, node in enumerate(self.nodes, 1)}
+        self.device_address = f"{self.subnet}.254"
+        self.init_pids: dict[str, int] = {}
+        self._launchers: dict[str, subprocess.Popen] = {}
+        self.emulator: subprocess.Popen | None = None
+        self.control = None
+        self.conf = self.dir / "bnfos.conf"
+
+    # -- building ----------------------------------------------------------------------
+
+    def start(self) -> Cluster:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self._network()
+        self._emulator()
+        self._corosync_conf()
+        self._cib()
+        for node in self.nodes:
+            self.start_node(node)
+        return self
+
+    def _network(self) -> None:
+        _run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        _run(["ip", "addr", "add", f"{self.device_address}/24", "dev", self.bridge])
+        _run(["ip", "link", "set", self.bridge, "up"])
+        for node in self.nodes:
+            ns, veth = self.netns[node], self.veth[node]
+            _run(["ip", "netns", "add", ns])
+            _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
+                  "netns", ns])
+            _run(["ip", "link", "set", veth, "master", self.bridge, "up"])
+            inside = ["ip", "netns", "exec", ns]
+            _run(inside + ["ip", "addr", "add", f"{self.address[node]}/24", "dev", "eth0"])
+            _run(inside + ["ip", "link", "set", "eth0", "up"])
+            _run(inside + ["ip", "link", "set", "lo", "up"])
+
+    def _emulator(self) -> None:
+        ready = self.dir / "emulator.json"
+        self.relay_log_file = self.dir / "relays.log"
+        argv = [PYTHON, "-m", "berofos_ocf", "emulator", "--listen",
+                f"{self.device_address}:80", "--no-udp", "--control", "127.0.0.1:0",
+                "--ready-file", str(ready), "--relay-log", str(self.relay_log_file),
+                "--set", f"mode={self.relay_mode}", "--set", f"modedef={self.modedef}"]
+        self.emulator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                         stderr=open(self.dir / "emulator.err", "w"))
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            if self.emulator.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("emulator did not start: "
+                                   + (self.dir / "emulator.err").read_text())
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        sys.path.insert(0, str(ROOT))
+        from berofos_ocf.emulator.control import EmulatorControl
+
+        self.control = EmulatorControl(info["control"])
+        self.conf.write_text(f"[fos1]\nmac = {info['devices'][0]['mac']}\n"
+                             f"host = {self.device_address}\n")
+        self.conf.chmod(0o600)
+
+    def _corosync_conf(self) -> None:
+        nodes = "".join(f"    node {{\n        ring0_addr: {self.address[n]}\n        name: {n}\n"
+                        f"        nodeid: {i}\n    }}\n" for i, n in enumerate(self.nodes, 1))
+        two_node = "    two_node: 1\n" if self.size == 2 else ""
+        self.corosync_conf = self.dir / "corosync.conf"
+        self.corosync_conf.write_text(
+            "totem {\n    version: 2\n    cluster_name: berofos-test\n    transport: knet\n"
+            f"    token: {self.token_ms}\n    crypto_cipher: none\n    crypto_hash: none\n}}\n"
+            f"nodelist {{\n{nodes}}}\n"
+            f"quorum {{\n    provider: corosync_votequorum\n{two_node}}}\n"
+            "logging {\n    to_logfile: yes\n    logfile: /var/log/corosync/corosync.log\n"
+            "    to_stderr: no\n    to_syslog: no\n    timestamp: on\n}\n")
+
+    def _cib(self) -> None:
+        """The configuration of the README, with pcs on a CIB file, for every node."""
+        cib = self.dir / "cib.xml"
+        cib.write_text(_run(["cibadmin", "--empty"]).stdout)
+        env = dict(os.environ, CIB_file=str(cib))
+        properties = {"stonith-enabled": "false", "dc-deadtime": "2s",
+                      "no-quorum-policy": "ignore" if self.size == 2 else "stop"}
+        for name, value in properties.items():
+            _run(["crm_attribute", "--type", "crm_config", "--name", name, "--update", value],
+                 env=env)
+        pcs = ["pcs", "-f", str(cib)]
+        _run(pcs + ["resource", "create", "isdn", f"ocf:{self.provider}:berofos",
+                    "port_b=node1", "port_d=node2", f"config={self.conf}",
+                    "op", "monitor", "interval=10s", "role=Promoted", "timeout=20s",
+                    "op", "monitor", "interval=11s", "role=Unpromoted", "timeout=20s",
+                    "promotable", "promoted-max=1", "promoted-node-max=1", "clone-max=2",
+                    "clone-node-max=1", "notify=true"])
+        _run(pcs + ["resource", "create", "asterisk", "ocf:heartbeat:Dummy",
+                    "op", "monitor", "interval=10s"])
+        _run(pcs + ["constraint", "colocation", "add", "asterisk", "with", "Promoted",
+                    "isdn-clone", "INFINITY"])
+        _run(pcs + ["constraint", "order", "promote", "isdn-clone", "then", "start",
+                    "asterisk"])
+        if self.size == 3:
+            _run(pcs + ["constraint", "location", "isdn-clone", "avoids", "node3"])
+        if self.prefer:
+            self.add_preference(self.prefer, pcs=pcs)
+        self.cib = cib
+
+    def _node_dir(self, node: str) -> Path:
+        return self.dir / node
+
+    def start_node(self, node: str) -> None:
+        """Boot a node (again): fresh /run, its CIB and logs kept as on a disk."""
+        directory = self._node_dir(node)
+        fresh = not directory.exists()
+        for sub in ("lib-pacemaker/cib", "lib-pacemaker/pengine", "lib-pacemaker/blackbox",
+                    "lib-pacemaker/cores", "lib-corosync", "log-pacemaker/bundles",
+                    "log-corosync"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        if fresh:
+            target = directory / "lib-pacemaker" / "cib" / "cib.xml"
+            shutil.copy(self.cib, target)
+            target.chmod(0o600)
+            _run(["chown", "-R", f"{_HACLUSTER}:haclient", str(directory / "lib-pacemaker"),
+                  str(directory / "log-pacemaker")])
+        launcher = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns[node], "unshare", "-m", "-u", "-i", "-p", "-f",
+             "--mount-proc", "--propagation", "private", PYTHON,
+             str(ROOT / "tests" / "cluster_init.py"), node, str(directory),
+             str(self.corosync_conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(directory / "launcher.err", "a"))
+        self._launchers[node] = launcher
+        self.init_pids[node] = self._find_init(launcher.pid)
+
+    @staticmethod
+    def _find_init(launcher_pid: int) -> int:
+        """The PID (in our namespace) of the node's PID 1, the child of ``unshare -f``."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            # ip netns exec execs unshare, which forks the namespace's PID 1
+            try:
+                children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text()
+            except FileNotFoundError:
+                raise RuntimeError("the node launcher died") from None
+            if children.split():
+                return int(children.split()[0])
+            time.sleep(0.02)
+        raise RuntimeError("the node's init did not start")
+
+    # -- using -------------------------------------------------------------------------
+
+    def on(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run a command inside a live node's namespaces."""
+        kwargs.setdefault("check", False)
+        return _run(["nsenter", "-t", str(self.init_pids[node]), "-m", "-u", "-n", "-p", "-i",
+                     "--", *argv], **kwargs)
+
+    def view(self, node: str | None = None) -> ClusterView | None:
+        """The cluster as a live node sees it (None if no node answers)."""
+        candidates = [node] if node else [n for n in self.nodes if n in self.init_pids]
+        for name in candidates:
+            result = self.on(name, ["crm_mon", "-1", "--output-as=xml"], timeout=10)
+            if result.returncode == 0 and result.stdout.strip():
+                return ClusterView(result.stdout)
+        return None
+
+    def wait_for(self, predicate, timeout: float, what: str, node: str | None = None,
+                 interval: float = 0.2):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.view(node)
+            if last is not None:
+                result = predicate(last)
+                if result:
+                    return result
+            time.sleep(interval)
+        roles = last.instances() if last else "no answer"
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}; saw {roles}")
+
+    def wait_promoted(self, timeout: float = 60, node: str | None = None,
+                      seen_from: str | None = None) -> str:
+        def check(view: ClusterView):
+            promoted = view.promoted()
+            if len(promoted) == 1 and (node is None or promoted == [node]):
+                if view.running("asterisk") == promoted:
+                    return promoted[0]
+            return None
+        return self.wait_for(check, timeout, f"{node or 'a node'} promoted", seen_from)
+
+    def relay_log(self) -> list[dict]:
+        return self.control.relay_log()
+
+    def relays(self) -> int:
+        return self.control.device("fos1")["relay_mode"]
+
+    def kill(self, node: str) -> float:
+        """Hard failure: SIGKILL the node's PID 1 (the kernel kills its whole namespace)."""
+        pid = self.init_pids.pop(node)
+        killed_at = time.time()
+        os.kill(pid, signal.SIGKILL)
+        self._launchers.pop(node).wait(10)
+        return killed_at
+
+    def partition(self, node: str) -> None:
+        """Cut the node off the bridge (from the other nodes and from the berofos)."""
+        _run(["ip", "link", "set", self.veth[node], "down"])
+
+    def heal(self, node: str) -> None:
+        _run(["ip", "link", "set", self.veth[node], "up"])
+
+    def block_device(self, node: str) -> None:
+        """The berofos unreachable from this node only (its other links stay up)."""
+        _run(["ip", "netns", "exec", self.netns[node], "ip", "route", "add", "unreachable",
+              f"{self.device_address}/32"])
+
+    def unblock_device(self, node: str) -> None:
+        _run(["ip", "netns", "exec", self.netns[node], "ip", "route", "del", "unreachable",
+              f"{self.device_address}/32"])
+
+    def add_preference(self, node: str, score: int = 50, *, pcs: list[str] | None = None,
+                       via: str | None = None) -> None:
+        """The README's way to prefer a node for the lines: role=Promoted location rule."""
+        argv = ["constraint", "location", "isdn-clone", "rule", "role=Promoted",
+                f"score={score}", "#uname", "eq", node]
+        if pcs is not None:
+            _run(pcs + argv)
+        else:
+            self.crm(via, "pcs", *argv)
+
+    def crm(self, node: str, *argv: str) -> subprocess.CompletedProcess:
+        return self.on(node, list(argv), check=True)
+
+    # -- tearing down ------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for node, pid in list(self.init_pids.items()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for launcher in self._launchers.values():
+            try:
+                launcher.wait(10)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+        self.init_pids.clear()
+        self._launchers.clear()
+        if self.emulator is not None and self.emulator.poll() is None:
+            self.emulator.terminate()
+            try:
+                self.emulator.wait(10)
+            except subprocess.TimeoutExpired:
+                self.emulator.kill()
+        for ns in self.netns.values():
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                  text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for veth in self.veth.values():
+            subprocess.run(["ip", "link", "del", veth], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+
+    def __enter__(self) -> Cluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

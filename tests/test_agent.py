@@ -1,0 +1,463 @@
+"""The agent as a subprocess with a real environment, against an emulator process.
+
+One test per row of design.md's fault table, then the contract of each action.
+Each test asserts the exit code, the exit reason and what the emulator saw
+(relay log, requests).  A fake ``crm_attribute`` on PATH records the promotion
+score calls.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from berofos_ocf.agent.codes import OCFStatus
+
+from .conftest import Agent
+
+PASSWORD = "Agent-pw-93"
+
+
+@pytest.fixture
+def lab(emulator_process, tmp_path):
+    """Two emulated devices (relays at A--B = node1), their file, node1 and node2."""
+    emulator = emulator_process(devices=2)
+    conf = emulator.write_conf(tmp_path / "bnfos.conf")
+
+    class Lab:
+        pass
+
+    lab = Lab()
+    lab.emulator, lab.conf = emulator, conf
+    lab.node1 = Agent(tmp_path, conf, "node1")
+    lab.node2 = Agent(tmp_path, conf, "node2")
+    return lab
+
+
+def writes(emulator, device: str = "fos1") -> list[str]:
+    return [r["path"] for r in emulator.control.requests(device) if r["path"].startswith("/?")]
+
+
+def relays(emulator) -> list[int]:
+    return [d["relay_mode"] for d in emulator.control.devices()]
+
+
+# -- fault table -----------------------------------------------------------------------------
+
+def test_config_missing(lab, tmp_path):
+    missing = tmp_path / "absent.conf"
+    for action in ("validate-all", "start"):
+        run = lab.node1.run(action, OCF_RESKEY_config=missing)
+        assert run.rc == OCFStatus.ERR_INSTALLED, run
+        assert run.reason == f"{missing}: file not found"
+    assert lab.node1.probe(OCF_RESKEY_config=missing).rc == OCFStatus.NOT_RUNNING
+
+
+def test_config_unreadable(lab, installed_tree, tmp_path):
+    private = tmp_path / "private" / "bnfos.conf"
+    private.parent.mkdir()
+    private.write_text(lab.conf.read_text())
+    private.chmod(0o600)
+    private.parent.chmod(0o755)
+    tmp_path.chmod(0o755)
+    agent = Agent(tmp_path, private, "node1", program=installed_tree)
+    agent.env["HA_LOGFILE"] = "/dev/null"
+    run = agent.run("validate-all", user="65534")
+    assert run.rc == OCFStatus.ERR_PERM, run
+    assert run.reason == f"{private}: permission denied"
+
+
+def test_config_syntax_error_names_the_line(lab):
+    lab.conf.write_text(lab.conf.read_text() + "port = 80\n")
+    for action in ("validate-all", "start"):
+        run = lab.node1.run(action)
+        assert run.rc == OCFStatus.ERR_CONFIGURED
+        assert run.reason.startswith(f"{lab.conf}:") and "syntax error" in run.reason
+
+
+def test_unknown_device(lab):
+    run = lab.node1.run("start", OCF_RESKEY_devices="fos1 fos7")
+    assert run.rc == OCFStatus.ERR_CONFIGURED and "no device [fos7]" in run.reason
+
+
+def test_port_b_equals_port_d(lab):
+    run = lab.node1.run("validate-all", OCF_RESKEY_port_d="NODE1")
+    assert run.rc == OCFStatus.ERR_CONFIGURED
+    assert run.reason == "port_b and port_d name the same node (node1)"
+
+
+def test_required_parameter_missing(lab):
+    run = lab.node1.run("validate-all", OCF_RESKEY_port_b=None)
+    assert run.rc == OCFStatus.ERR_CONFIGURED and run.reason == "parameter port_b is required"
+
+
+def test_http_timeout_must_be_a_number_in_range(lab):
+    assert lab.node1.run("validate-all", OCF_RESKEY_http_timeout="soon").rc == 6
+    assert lab.node1.run("validate-all", OCF_RESKEY_http_timeout="0").rc == 6
+
+
+def test_node_that_is_neither_port(lab, tmp_path):
+    node3 = Agent(tmp_path, lab.conf, "node3")
+    run = node3.run("start")
+    assert run.rc == OCFStatus.ERR_ARGS
+    assert run.reason == "this node (node3) is neither port_b (node1) nor port_d (node2)"
+    assert node3.probe().rc == OCFStatus.NOT_RUNNING
+    assert node3.role() is None
+
+
+@pytest.mark.parametrize("overrides", [
+    {"OCF_RESKEY_config": "/nonexistent/bnfos.conf"},
+    {"OCF_RESKEY_port_d": "node1"},
+    {"OCF_RESKEY_port_b": None},
+    {"OCF_RESKEY_CRM_meta_on_node": "node3"},
+    {"OCF_RESKEY_devices": "nosuchdevice"},
+])
+def test_probe_never_returns_2_5_or_6(lab, overrides):
+    assert lab.node1.probe(**overrides).rc == OCFStatus.NOT_RUNNING
+
+
+def test_device_unreachable_at_start(lab):
+    lab.emulator.control.power("fos2", "off")
+    run = lab.node1.run("start")
+    assert run.rc == OCFStatus.SUCCESS and lab.node1.role() == "unpromoted"
+    assert lab.node1.last_score() is None  # withheld
+    assert "started without control of fos2" in lab.node1.log()
+    monitor = lab.node1.run("monitor")
+    assert monitor.rc == OCFStatus.DEGRADED and "fos2 (127.0.0.1:" in monitor.reason
+    lab.emulator.control.power("fos2", "on")
+    assert lab.node1.run("monitor").rc == OCFStatus.SUCCESS
+    assert lab.node1.last_score() == "110"
+
+
+def test_device_unreachable_at_promote(lab):
+    lab.node2.run("start")
+    lab.emulator.control.power("fos2", "off")
+    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=4000)
+    assert run.rc == OCFStatus.ERR_GENERIC
+    assert run.reason.startswith("fos2 (127.0.0.1:")
+    assert "relays not all moved to A--D for node2" in run.reason
+    assert lab.node2.role() == "unpromoted"
+    assert lab.node2.last_score() is None
+    assert lab.emulator.control.device("fos2")["refused_connections"] >= 2  # retried
+    assert run.elapsed < 4.0
+
+
+def test_wrong_password(emulator_process, tmp_path):
+    emulator = emulator_process(extra=["--password", PASSWORD])
+    conf = emulator.write_conf(tmp_path / "bnfos.conf", password="not-the-one")
+    node2 = Agent(tmp_path, conf, "node2")
+    node2.run("start")
+    run = node2.run("promote")
+    assert run.rc == OCFStatus.ERR_GENERIC
+    assert run.reason.startswith("credentials rejected by fos1 (127.0.0.1:")
+    assert len(emulator.control.requests("fos1")) == 2  # one at start, one at promote
+    everything = run.stderr + node2.log() + conf.read_text().replace("not-the-one", "")
+    assert "not-the-one" not in run.stderr + node2.log()
+    assert PASSWORD not in everything
+
+
+@pytest.mark.parametrize("fault, details, text", [
+    ("garbage", {}, "answered something that is not HTTP"),
+    ("truncate", {}, "no 4_mode line"),
+    ("no-magic", {}, "bnfos_confmap_magic line is missing"),
+    ("status", {"status": 503}, "HTTP 503"),
+    ("drop", {}, "closed the connection without answering"),
+])
+def test_broken_answers_give_a_clear_error_per_device(lab, fault, details, text):
+    lab.node2.run("start")
+    lab.emulator.control.fault("fos2", fault, **details)
+    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=4000)
+    assert run.rc == OCFStatus.ERR_GENERIC
+    assert run.reason.startswith("fos2 (127.0.0.1:") and text in run.reason
+    assert "Traceback" not in run.stderr + lab.node2.log()
+    assert run.elapsed < 4.0
+
+
+def test_crlf_answers_are_fine(lab):
+    lab.emulator.control.fault("fos1", "crlf")
+    lab.node2.run("start")
+    assert lab.node2.run("promote").rc == OCFStatus.SUCCESS
+    assert relays(lab.emulator) == [0, 0]
+
+
+def test_slow_device_within_the_budget(lab):
+    lab.emulator.control.fault("fos1", "latency", seconds=1.0)
+    lab.node2.run("start")
+    assert lab.node2.run("promote").rc == OCFStatus.SUCCESS
+    assert relays(lab.emulator) == [0, 0]
+
+
+def test_hanging_device_promote_ends_before_the_timeout(lab):
+    lab.node2.run("start")
+    lab.emulator.control.fault("fos1", "hang")
+    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=5000)
+    assert run.rc == OCFStatus.ERR_GENERIC and run.reason.startswith("fos1 (127.0.0.1:")
+    assert run.elapsed < 5.0  # Pacemaker would SIGKILL it at 5 s
+    assert lab.node2.role() == "unpromoted"
+
+
+@pytest.mark.parametrize("move", ["power-cycle", "watchdog", "manual"])
+def test_relays_moved_behind_the_back_are_detected_and_restored(lab, move):
+    control = lab.emulator.control
+    lab.node2.run("start")
+    assert lab.node2.run("promote").rc == 0
+    assert lab.node2.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
+    if move == "power-cycle":  # modedef points at node1
+        control.power("fos2", "cycle", seconds=0.2)
+        time.sleep(0.6)
+    elif move == "watchdog":
+        control.set_values("fos2", mode=0, wdogitime=60)  # (already A--D: make it A--B first)
+        control.set_values("fos2", mode=1)
+        control.expire_watchdog("fos2")
+        control.set_values("fos2", mode=1)
+    else:
+        control.set_values("fos2", mode=1)
+    run = lab.node2.run("monitor")
+    assert run.rc == OCFStatus.FAILED_PROMOTED
+    assert run.reason.startswith("fos2 (127.0.0.1:")
+    assert run.reason.endswith("relays at A--B (node1), expected A--D (node2)")
+    before = len(lab.emulator.relay_log())
+    assert lab.node2.run("promote").rc == OCFStatus.SUCCESS
+    restored = lab.emulator.relay_log()[before:]
+    assert [(e["device"], e["old"], e["new"], e["cause"]) for e in restored] == [
+        ("fos2", 1, 0, "http")]
+    assert lab.node2.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
+
+
+def test_watchdog_expiry_alone_shows_as_failed_on_the_b_node(lab):
+    lab.node1.run("start")
+    assert lab.node1.run("promote").rc == 0  # nothing to move: already A--B
+    lab.emulator.control.expire_watchdog("fos1")  # relays fall to A--D
+    run = lab.node1.run("monitor")
+    assert run.rc == OCFStatus.FAILED_PROMOTED and "relays at A--D (node2)" in run.reason
+
+
+def test_world_readable_config_with_password(emulator_process, tmp_path):
+    emulator = emulator_process(extra=["--password", PASSWORD])
+    conf = emulator.write_conf(tmp_path / "bnfos.conf", password=PASSWORD)
+    conf.chmod(0o644)
+    agent = Agent(tmp_path, conf, "node1")
+    assert agent.run("validate-all").rc == OCFStatus.SUCCESS
+    assert f"{conf} holds a password and is readable by everyone" in agent.log()
+    conf.chmod(0o600)
+    Agent(tmp_path, conf, "node2").run("validate-all")
+    assert "readable by everyone" not in (tmp_path / "agent-node2" / "agent.log").read_text()
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+def test_meta_data_only_on_stdout(lab):
+    assert lab.node1.run("meta-data").stdout.startswith('<?xml version="1.0"?>')
+    for action in ("start", "monitor", "promote", "demote", "notify", "validate-all", "stop",
+                   "usage", "bogus"):
+        assert lab.node1.run(action).stdout == "", action
+
+
+def test_unknown_action_and_usage(lab):
+    run = lab.node1.run("migrate_to")
+    assert run.rc == OCFStatus.ERR_UNIMPLEMENTED and run.reason == "unknown action 'migrate_to'"
+    usage = lab.node1.run("usage")
+    assert usage.rc == 0 and "usage: berofos {start|stop" in usage.stderr
+
+
+def test_start_is_idempotent_and_never_moves_relays(lab):
+    assert lab.node2.run("start").rc == 0
+    assert lab.node2.run("start").rc == 0
+    assert lab.node2.role() == "unpromoted"
+    assert writes(lab.emulator) == [] and lab.emulator.relay_log() == []
+
+
+def test_start_scores(lab):
+    lab.node1.run("start")
+    lab.node2.run("start")
+    assert lab.node1.last_score() == "110"  # relays already at port B
+    assert lab.node2.last_score() == "100"
+    call = lab.node1.crm_calls()[-1]
+    assert call == "--promotion=isdn --node node1 --lifetime reboot --update 110"
+
+
+def test_promote_moves_every_device_logs_and_confirms(lab):
+    lab.node2.run("start")
+    run = lab.node2.run("promote")
+    assert run.rc == 0 and lab.node2.role() == "promoted"
+    log = lab.emulator.relay_log()
+    assert sorted((e["device"], e["old"], e["new"]) for e in log) == [
+        ("fos1", 1, 0), ("fos2", 1, 0)]
+    info = [line for line in lab.node2.log().splitlines() if "INFO" in line]
+    assert len(info) == 2 and all("relays A--B -> A--D for node node2" in line for line in info)
+    assert lab.node2.last_score() == "110"
+    for device in ("fos1", "fos2"):
+        paths = [r["path"] for r in lab.emulator.control.requests(device)]
+        assert paths[-2:] == ["/?cmd=4&mode=0", "/config.txt"]  # written, then read back
+
+
+def test_promote_handles_devices_concurrently(lab):
+    lab.node2.run("start")
+    for device in ("fos1", "fos2"):
+        lab.emulator.control.fault(device, "latency", seconds=0.8, count=1)
+    lab.node2.run("promote")
+    first = [lab.emulator.control.requests(d)[-3] for d in ("fos1", "fos2")]
+    # both devices were being asked before either answered
+    assert max(r["received"] for r in first) < min(r["time"] for r in first)
+
+
+def test_promote_is_idempotent(lab):
+    lab.node2.run("start")
+    lab.node2.run("promote")
+    assert lab.node2.run("promote").rc == 0
+    assert len(lab.emulator.relay_log()) == 2
+    assert "INFO" not in lab.node2.log().split("for node node2")[-1]
+
+
+def test_promote_of_a_stopped_instance(lab):
+    run = lab.node2.run("promote")
+    assert run.rc == OCFStatus.NOT_RUNNING and lab.emulator.relay_log() == []
+
+
+def test_demote_and_stop_never_touch_the_device(lab):
+    lab.node2.run("start")
+    lab.node2.run("promote")
+    seen = len(lab.emulator.control.requests("fos1"))
+    assert lab.node2.run("demote").rc == 0 and lab.node2.role() == "unpromoted"
+    assert lab.node2.run("demote").rc == 0
+    assert lab.node2.run("stop").rc == 0 and lab.node2.role() is None
+    assert lab.node2.run("stop").rc == 0
+    assert len(lab.emulator.control.requests("fos1")) == seen
+    assert relays(lab.emulator) == [0, 0]  # the lines stay until the next promote
+    assert lab.node2.last_score() is None  # stop deletes the score
+
+
+def test_stop_with_every_device_down_and_crm_attribute_failing(lab):
+    lab.node2.run("start")
+    lab.emulator.control.power("fos1", "off")
+    lab.emulator.control.power("fos2", "off")
+    run = lab.node2.run("stop", FAKE_CRM_STATUS=1)
+    assert run.rc == OCFStatus.SUCCESS and lab.node2.role() is None
+
+
+def test_demote_of_a_stopped_instance(lab):
+    assert lab.node2.run("demote").rc == OCFStatus.NOT_RUNNING
+
+
+def test_monitor_reports_the_real_role(lab):
+    assert lab.node1.run("monitor").rc == OCFStatus.NOT_RUNNING
+    assert lab.node1.run("monitor").reason.startswith("not started on this node")
+    assert lab.node1.probe().reason == ""
+    lab.node1.run("start")
+    assert lab.node1.run("monitor").rc == OCFStatus.SUCCESS
+    lab.node1.run("promote")
+    assert lab.node1.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
+    assert lab.node1.probe().rc == OCFStatus.RUNNING_PROMOTED
+    lab.node1.run("demote")
+    assert lab.node1.run("monitor").rc == OCFStatus.SUCCESS
+
+
+def test_monitor_is_read_only(lab):
+    lab.node2.run("start")
+    lab.node2.run("promote")
+    lab.emulator.control.set_values("fos1", mode=1)  # behind the cluster's back
+    before = writes(lab.emulator, "fos1")
+    for _ in range(3):
+        lab.node2.run("monitor")
+        lab.node2.probe()
+        lab.node1.probe()
+    assert writes(lab.emulator, "fos1") == before
+    assert lab.emulator.control.device("fos1")["relay_mode"] == 1
+
+
+def test_monitor_and_probe_refresh_the_score(lab):
+    lab.node1.run("start")
+    lab.node1.crm_log.unlink()
+    lab.node1.probe()
+    assert lab.node1.last_score() == "110"
+    lab.emulator.control.set_values("fos2", mode=0)
+    lab.node1.run("monitor")
+    assert lab.node1.last_score() == "100"  # not every device points here
+    lab.emulator.control.power("fos2", "off")
+    lab.node1.run("monitor")
+    assert lab.node1.last_score() is None
+
+
+def test_promoted_instance_keeps_a_low_score_when_a_device_is_lost(lab):
+    lab.node2.run("start")
+    lab.node2.run("promote")
+    lab.emulator.control.power("fos1", "off")
+    run = lab.node2.run("monitor")
+    assert run.rc == OCFStatus.DEGRADED_PROMOTED and run.reason.startswith("fos1 (127.0.0.1:")
+    assert lab.node2.last_score() == "1"
+
+
+def test_watchdog_enabled_is_degraded(lab):
+    lab.emulator.control.set_values("fos1", wdog=True)
+    lab.node1.run("start")
+    run = lab.node1.run("monitor")
+    assert run.rc == OCFStatus.DEGRADED and "hardware watchdog enabled" in run.reason
+    level10 = lab.node1.run("validate-all", OCF_CHECK_LEVEL=10)
+    assert level10.rc == OCFStatus.ERR_CONFIGURED and "set wdog=0 wdogdef=0" in level10.reason
+
+
+def test_validate_level_10_contacts_the_devices(lab):
+    assert lab.node1.run("validate-all", OCF_CHECK_LEVEL=10).rc == 0
+    lab.emulator.control.power("fos2", "off")
+    run = lab.node1.run("validate-all", OCF_CHECK_LEVEL=10)
+    assert run.rc == OCFStatus.ERR_GENERIC and run.reason.startswith("fos2")
+    assert lab.node1.run("validate-all").rc == 0  # level 0 does not
+
+
+def test_not_a_promotable_clone_sets_no_score(lab):
+    env = {"OCF_RESKEY_CRM_meta_promoted_max": None, "OCF_RESKEY_CRM_meta_master_max": None}
+    for action in ("start", "monitor", "promote", "stop"):
+        assert lab.node2.run(action, **env).rc == 0
+    assert lab.node2.crm_calls() == []
+
+
+def test_failing_crm_attribute_never_fails_an_action(lab):
+    for action, expected in (("start", 0), ("monitor", 0), ("promote", 0), ("monitor", 8),
+                             ("stop", 0)):
+        assert lab.node2.run(action, FAKE_CRM_STATUS=1).rc == expected
+    assert ("could not set the promotion score of node2 (crm_attribute --update 100): "
+            "exit status 1") in lab.node2.log()
+
+
+def test_node_name_falls_back_to_crm_node_then_uname(lab):
+    run = lab.node2.run("start", OCF_RESKEY_CRM_meta_on_node=None, FAKE_NODE_NAME="node2")
+    assert run.rc == 0 and "--node node2" in lab.node2.crm_calls()[-1]
+    import os
+
+    name = os.uname().nodename
+    run = lab.node2.run("validate-all", OCF_RESKEY_CRM_meta_on_node=None,
+                        OCF_RESKEY_port_d=name)
+    assert run.rc == 0, run
+
+
+def test_notify_logs_and_succeeds(lab):
+    run = lab.node1.run("notify", OCF_RESKEY_CRM_meta_notify_type="pre",
+                        OCF_RESKEY_CRM_meta_notify_operation="promote",
+                        OCF_RESKEY_CRM_meta_notify_promote_uname="node2 ",
+                        OCF_RESKEY_CRM_meta_notify_demote_uname="node1")
+    assert run.rc == 0
+    assert "notify pre-promote: promote node2; demote node1" in lab.node1.log()
+
+
+def test_debug_lines_only_with_ha_debug(lab):
+    lab.node1.run("start", HA_debug="0")
+    assert "DEBUG" not in lab.node1.log()
+    lab.node1.run("monitor", HA_debug="1")
+    assert "DEBUG: promotion score of node1: 110" in lab.node1.log()
+
+
+def test_password_never_in_log_reason_or_output(emulator_process, tmp_path):
+    emulator = emulator_process(extra=["--password", PASSWORD])
+    conf = emulator.write_conf(tmp_path / "bnfos.conf", password=PASSWORD)
+    node2 = Agent(tmp_path, conf, "node2")
+    outputs = []
+    for action in ("validate-all", "start", "monitor", "promote", "monitor", "demote", "stop"):
+        run = node2.run(action, HA_debug="1")
+        outputs.append(run.stdout + run.stderr)
+    emulator.control.power("fos1", "off")
+    for action in ("start", "promote", "monitor"):
+        run = node2.run(action, HA_debug="1", OCF_RESKEY_CRM_meta_timeout=3000)
+        outputs.append(run.stdout + run.stderr)
+    assert PASSWORD not in "".join(outputs) + node2.log()
+    assert "DEBUG" in node2.log()

@@ -1,0 +1,219 @@
+"""The agent under real Pacemaker 2.1 / Corosync 3 clusters: the failover stories users care about.
+
+Each test builds a fresh cluster of 2 or 3 nodes in network namespaces
+(``tests/cluster.py``), configured as the README says, with the emulated berofos
+on the bridge.  Assertions look at the emulator's relay log (every relay change,
+timestamped) and at the cluster's own view (``crm_mon --output-as=xml``).
+
+Fencing is disabled in these clusters (nodes die by SIGKILL of their
+namespace); a single promoted instance rests on quorum: ``two_node`` for two
+nodes, a third (quorum) node for partitions.  Monitor intervals are the
+README's: 10 s promoted, 11 s unpromoted.  Times printed here are for the log;
+``make bench`` is where failover time is measured.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from .cluster import Cluster, cluster_support, install_agent, uninstall_agent
+from .conftest import PYTHON, ROOT
+
+pytestmark = pytest.mark.cluster
+
+_REASON = cluster_support()
+if _REASON:
+    pytest.skip(f"no test clusters on this machine: {_REASON}", allow_module_level=True)
+
+A_D, A_B = 0, 1
+MONITOR_INTERVAL = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def agent_installed():
+    install_agent()
+    yield
+    uninstall_agent()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Factory: ``cluster(size, **options)``; every cluster is stopped at the end."""
+    built: list[Cluster] = []
+
+    def build(size: int = 2, **options) -> Cluster:
+        made = Cluster(size, tmp_path / f"cluster{len(built)}", **options)
+        built.append(made)
+        return made.start()
+
+    yield build
+    for made in built:
+        view = made.view()
+        print(f"teardown: instances {view.instances() if view else '?'}, "
+              f"relay log {[(e['old'], e['new'], e['cause']) for e in made.relay_log()]}")
+        made.stop()
+
+
+def changes(cluster: Cluster) -> list[tuple[int, int, str]]:
+    return [(e["old"], e["new"], e["cause"]) for e in cluster.relay_log()]
+
+
+def wait_relays(cluster: Cluster, count: int, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = cluster.relay_log()
+        if len(log) >= count:
+            return log
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} relay changes within {timeout} s, "
+                         f"saw {changes(cluster)}")
+
+
+def assert_quiet(cluster: Cluster, seconds: float, promoted: str) -> None:
+    """Nothing moves for ``seconds``: no relay change, the same node promoted."""
+    before = changes(cluster)
+    time.sleep(seconds)
+    assert changes(cluster) == before
+    assert cluster.wait_promoted(10, promoted) == promoted
+
+
+@pytest.mark.parametrize("relays, expected", [(A_B, "node1"), (A_D, "node2")],
+                         ids=["relays-at-B", "relays-at-D"])
+def test_cluster_start_promotes_where_the_lines_are(cluster, relays, expected):
+    lab = cluster(2, relay_mode=relays)
+    assert lab.wait_promoted(90) == expected
+    view = lab.view()
+    assert view.promoted() == [expected] and sorted(view.instances()) == ["node1", "node2"]
+    assert view.running("asterisk") == [expected]
+    assert lab.relays() == relays
+    assert changes(lab) == []  # nothing to switch: nobody prefers another node
+    assert_quiet(lab, MONITOR_INTERVAL + 2, expected)
+    assert lab.view().failures() == []
+
+
+def test_hard_failure_of_the_promoted_node(cluster):
+    lab = cluster(2)
+    assert lab.wait_promoted(90) == "node1"
+    killed_at = lab.kill("node1")
+    (moved,) = wait_relays(lab, 1, 60)
+    assert (moved["old"], moved["new"]) == (A_B, A_D)
+    assert lab.wait_promoted(60, "node2", seen_from="node2") == "node2"
+    print(f"relays moved {moved['time'] - killed_at:.2f} s after node1 was killed")
+    assert_quiet(lab, 5, "node2")
+    assert len(lab.relay_log()) == 1
+
+
+def test_partition_of_the_promoted_node_in_three(cluster):
+    lab = cluster(3)
+    assert lab.wait_promoted(90) == "node1"
+    assert "node3" not in lab.view().instances()  # the quorum node keeps off the clone
+    lab.partition("node1")
+    (moved,) = wait_relays(lab, 1, 60)
+    assert (moved["old"], moved["new"]) == (A_B, A_D)
+    assert lab.wait_promoted(60, "node2", seen_from="node2") == "node2"
+    # without quorum node1 stops its instance (no-quorum-policy=stop) and never promotes
+    lab.wait_for(lambda v: not v.quorate() and "node1" not in v.instances(), 60,
+                 "node1 to lose quorum and stop its instance", node="node1")
+    time.sleep(2 * MONITOR_INTERVAL)
+    assert len(lab.relay_log()) == 1
+    lab.heal("node1")
+    lab.wait_for(lambda v: v.online() == ["node1", "node2", "node3"], 60,
+                 "node1 to rejoin", node="node2")
+    assert_quiet(lab, 2 * MONITOR_INTERVAL, "node2")  # no flapping
+    assert len(lab.relay_log()) == 1
+
+
+def test_berofos_reboot_after_failover_is_repaired(cluster):
+    lab = cluster(2, modedef=A_B)  # the device powers up with the lines at node1
+    assert lab.wait_promoted(90) == "node1"
+    lab.kill("node1")
+    wait_relays(lab, 1, 60)
+    assert lab.wait_promoted(60, "node2", seen_from="node2") == "node2"
+    lab.control.power("fos1", "cycle", seconds=1.0)
+    booted = wait_relays(lab, 2, 10)[1]
+    assert (booted["new"], booted["cause"]) == (A_B, "boot")  # back at the dead node
+    restored = wait_relays(lab, 3, 2 * MONITOR_INTERVAL + 5)[2]
+    assert (restored["old"], restored["new"], restored["cause"]) == (A_B, A_D, "http")
+    print(f"relays restored {restored['time'] - booted['time']:.1f} s after the reboot")
+    assert restored["time"] - booted["time"] <= 2 * MONITOR_INTERVAL
+    assert lab.wait_promoted(60, "node2", seen_from="node2") == "node2"
+
+
+def test_device_unreachable_from_one_node(cluster):
+    lab = cluster(2)
+    assert lab.wait_promoted(90) == "node1"
+    lab.block_device("node1")
+    (moved,) = wait_relays(lab, 1, 3 * MONITOR_INTERVAL)  # promotion moves to node2
+    assert (moved["old"], moved["new"]) == (A_B, A_D)
+    assert lab.wait_promoted(60, "node2") == "node2"
+
+    def degraded(view):
+        return [f for f in view.failures()
+                if f.get("node") == "node1" and f.get("exitcode") == "190"]
+    (shown,) = lab.wait_for(degraded, 3 * MONITOR_INTERVAL, "node1 shown degraded")
+    assert shown["exitstatus"] == "OCF_DEGRADED"
+    assert shown["exitreason"].startswith(f"fos1 ({lab.device_address})")
+    assert lab.view().instances()["node1"] == "Unpromoted"
+    lab.unblock_device("node1")
+    assert_quiet(lab, MONITOR_INTERVAL + 3, "node2")  # the lines stay where they are
+
+
+@pytest.mark.parametrize("prefer", ["node1", None], ids=["node1-preferred", "no-preference"])
+def test_maintenance_mode_then_the_cluster_learns_the_truth(cluster, prefer):
+    """Lines moved to node2 by hand in maintenance; on leaving it the promoted monitor
+    sees them elsewhere (9).  With node1 preferred the lines go back to node1, once;
+    without a preference the cluster follows them to node2 (the node that holds them
+    scores higher) and nothing is switched.  Either way, promoted node and lines agree."""
+    lab = cluster(2, prefer=prefer)
+    assert lab.wait_promoted(90) == "node1"
+    lab.crm("node1", "crm_attribute", "--type", "crm_config", "--name", "maintenance-mode",
+            "--update", "true")
+    time.sleep(2)
+    switched = subprocess.run([PYTHON, "-m", "berofos_ocf", "-c", str(lab.conf), "switch",
+                               "slave"], cwd=ROOT, capture_output=True, text=True)
+    assert switched.returncode == 0, switched.stderr
+    time.sleep(2 * MONITOR_INTERVAL + 2)
+    assert changes(lab) == [(A_B, A_D, "http")]  # nothing in the cluster touched it
+    lab.crm("node1", "crm_attribute", "--type", "crm_config", "--name", "maintenance-mode",
+            "--update", "false")
+    left_at = time.time()
+
+    def learned(view):
+        return [f for f in view.failures() if f.get("node") == "node1"
+                and f.get("exitcode") == "9"]
+    (failure,) = lab.wait_for(learned, 3 * MONITOR_INTERVAL, "the promoted monitor to fail")
+    assert failure["exitreason"].endswith("relays at A--D (node2), expected A--B (node1)")
+    if prefer == "node1":
+        restored = wait_relays(lab, 2, 3 * MONITOR_INTERVAL)[1]
+        assert (restored["old"], restored["new"]) == (A_D, A_B)
+        print(f"relays restored {restored['time'] - left_at:.1f} s after maintenance ended")
+        expected = "node1"
+    else:
+        expected = "node2"
+    assert lab.wait_promoted(60, expected) == expected
+    assert_quiet(lab, MONITOR_INTERVAL + 2, expected)
+    assert lab.relays() == (A_B if expected == "node1" else A_D)
+    assert len(lab.relay_log()) == (2 if prefer else 1)
+
+
+def test_killed_node_rejoins_unpromoted_then_moves_back_once_when_preferred(cluster):
+    lab = cluster(2)
+    assert lab.wait_promoted(90) == "node1"
+    lab.kill("node1")
+    wait_relays(lab, 1, 60)
+    assert lab.wait_promoted(60, "node2", seen_from="node2") == "node2"
+    lab.start_node("node1")
+    lab.wait_for(lambda v: v.instances().get("node1") == "Unpromoted", 90,
+                 "node1 back, unpromoted", node="node2")
+    assert_quiet(lab, MONITOR_INTERVAL + 3, "node2")  # the lines stay on node2
+    assert len(lab.relay_log()) == 1
+    lab.crm("node2", "pcs", "constraint", "location", "isdn-clone", "rule", "role=Promoted",
+            "score=50", "#uname", "eq", "node1")
+    back = wait_relays(lab, 2, 3 * MONITOR_INTERVAL)[1]
+    assert (back["old"], back["new"]) == (A_D, A_B)
+    assert lab.wait_promoted(60, "node1") == "node1"
+    assert_quiet(lab, 5, "node1")
+    assert len(lab.relay_log()) == 2
