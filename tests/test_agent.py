@@ -52,6 +52,7 @@ def test_config_missing(lab, tmp_path):
         assert run.rc == OCFStatus.ERR_INSTALLED, run
         assert run.reason == f"{missing}: file not found"
     assert lab.node1.probe(OCF_RESKEY_config=missing).rc == OCFStatus.NOT_RUNNING
+    assert lab.emulator.relay_log() == [] and lab.node1.role() is None
 
 
 def test_config_unreadable(lab, installed_tree, tmp_path):
@@ -74,11 +75,13 @@ def test_config_syntax_error_names_the_line(lab):
         run = lab.node1.run(action)
         assert run.rc == OCFStatus.ERR_CONFIGURED
         assert run.reason.startswith(f"{lab.conf}:") and "syntax error" in run.reason
+    assert lab.emulator.relay_log() == [] and lab.node1.role() is None
 
 
 def test_unknown_device(lab):
     run = lab.node1.run("start", OCF_RESKEY_devices="fos1 fos7")
     assert run.rc == OCFStatus.ERR_CONFIGURED and "no device [fos7]" in run.reason
+    assert lab.emulator.relay_log() == [] and lab.node1.role() is None
 
 
 def test_port_b_equals_port_d(lab):
@@ -104,6 +107,8 @@ def test_node_that_is_neither_port(lab, tmp_path):
     assert run.reason == "this node (node3) is neither port_b (node1) nor port_d (node2)"
     assert node3.probe().rc == OCFStatus.NOT_RUNNING
     assert node3.role() is None
+    assert node3.run("promote").rc == OCFStatus.NOT_RUNNING
+    assert lab.emulator.relay_log() == []
 
 
 @pytest.mark.parametrize("overrides", [
@@ -140,6 +145,8 @@ def test_device_unreachable_at_promote(lab):
     assert lab.node2.role() == "unpromoted"
     assert lab.node2.last_score() is None
     assert lab.emulator.control.device("fos2")["refused_connections"] >= 2  # retried
+    moved = [(e["device"], e["old"], e["new"], e["cause"]) for e in lab.emulator.relay_log()]
+    assert moved == [("fos2", 1, 0, "power-off"), ("fos1", 1, 0, "http")]
     assert run.elapsed < 4.0
 
 
@@ -152,6 +159,7 @@ def test_wrong_password(emulator_process, tmp_path):
     assert run.rc == OCFStatus.ERR_GENERIC
     assert run.reason.startswith("credentials rejected by fos1 (127.0.0.1:")
     assert len(emulator.control.requests("fos1")) == 2  # one at start, one at promote
+    assert emulator.relay_log() == []
     everything = run.stderr + node2.log() + conf.read_text().replace("not-the-one", "")
     assert "not-the-one" not in run.stderr + node2.log()
     assert PASSWORD not in everything
@@ -172,6 +180,8 @@ def test_broken_answers_give_a_clear_error_per_device(lab, fault, details, text)
     assert run.reason.startswith("fos2 (127.0.0.1:") and text in run.reason
     assert "Traceback" not in run.stderr + lab.node2.log()
     assert run.elapsed < 4.0
+    assert [e["device"] for e in lab.emulator.relay_log()] == ["fos1"]  # fos2 never moved
+    assert lab.node2.role() == "unpromoted"
 
 
 def test_crlf_answers_are_fine(lab):
@@ -195,6 +205,7 @@ def test_hanging_device_promote_ends_before_the_timeout(lab):
     assert run.rc == OCFStatus.ERR_GENERIC and run.reason.startswith("fos1 (127.0.0.1:")
     assert run.elapsed < 5.0  # Pacemaker would SIGKILL it at 5 s
     assert lab.node2.role() == "unpromoted"
+    assert [e["device"] for e in lab.emulator.relay_log()] == ["fos2"]
 
 
 @pytest.mark.parametrize("move", ["power-cycle", "watchdog", "manual"])

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 
+from ..errors import BerofosError
 from ..keys import RELAY_LABELS
 from .control import ControlServer
 from .device import DeviceOptions, EmulatedDevice, Fault
@@ -34,6 +35,15 @@ _TICK = 0.05
 
 def _mac_plus(base: bytes, offset: int) -> bytes:
     return (int.from_bytes(base, "big") + offset).to_bytes(6, "big")
+
+
+def _listening(what: str, factory, *args):
+    """Create a server; a busy or foreign address becomes one clear error."""
+    try:
+        return factory(*args)
+    except OSError as err:
+        raise BerofosError(f"cannot listen on {what}: {(err.strerror or str(err)).lower()}") \
+            from None
 
 
 def format_relay_entry(entry: dict) -> str:
@@ -65,26 +75,39 @@ class Emulator:
         self._out = out
         self.devices: list[EmulatedDevice] = []
         self._servers: list[DeviceHttpServer] = []
+        self._endpoints: list[UdpEndpoint] = []
+        self.control = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        try:
+            self._bind(listen, udp_port, broadcast, password, base_mac, options, initial,
+                       control)
+        except BaseException:
+            self._close()
+            raise
+
+    def _bind(self, listen, udp_port, broadcast, password, base_mac, options, initial,
+              control) -> None:
         for index, (host, port) in enumerate(listen):
-            server_options = DeviceOptions(**vars(options)) if options else DeviceOptions()
+            device_options = DeviceOptions(**vars(options)) if options else DeviceOptions()
             device = EmulatedDevice(f"fos{index + 1}", _mac_plus(base_mac, index), host, port,
-                                    password=password, options=server_options,
+                                    password=password, options=device_options,
                                     initial=initial, on_relay_change=self._log_relay_change)
-            server = DeviceHttpServer((host, port), device)
+            server = _listening(f"{host}:{port} (HTTP)", DeviceHttpServer, (host, port), device)
             device.listen = server.server_address[:2]
             device.values["port"] = device.listen[1]
             self.devices.append(device)
             self._servers.append(server)
-        self._endpoints: list[UdpEndpoint] = []
         if udp_port is not None:
             hosts: dict[str, list[EmulatedDevice]] = {}
             for device in self.devices:
                 hosts.setdefault(device.listen[0], []).append(device)
             for host, devices in hosts.items():
-                self._endpoints.append(UdpEndpoint(host, udp_port, devices, broadcast))
-        self.control = ControlServer(control, self) if control else None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+                self._endpoints.append(_listening(f"{host}:{udp_port} (GBL4)", UdpEndpoint,
+                                                  host, udp_port, devices, broadcast))
+        if control:
+            self.control = _listening("%s:%d (control)" % control, ControlServer, control,
+                                      self)
 
     @property
     def udp_port(self) -> int | None:
@@ -126,6 +149,13 @@ class Emulator:
             server.stop()
         for endpoint in self._endpoints:
             endpoint.stop()
+
+    def _close(self) -> None:
+        """Release sockets of an emulator that never started."""
+        for server in self._servers + ([self.control] if self.control else []):
+            server.server_close()
+        for endpoint in self._endpoints:
+            endpoint.close()
 
     def __enter__(self) -> Emulator:
         return self.start()

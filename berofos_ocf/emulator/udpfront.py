@@ -41,15 +41,19 @@ class UdpEndpoint:
                  broadcast_addresses: tuple[str, ...] = ()) -> None:
         self.devices = devices
         self._main = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._main.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._main.bind((host, port))
+        self._main.bind((host, port))  # no SO_REUSEADDR: a second emulator must fail here
         self.address = self._main.getsockname()
         self._sockets = [self._main]
-        for address in broadcast_addresses:
-            extra = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            extra.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            extra.bind((address, self.address[1]))
-            self._sockets.append(extra)
+        try:
+            for address in broadcast_addresses:
+                extra = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self._sockets.append(extra)
+                # every emulator on the machine may listen to the same broadcasts
+                extra.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                extra.bind((address, self.address[1]))
+        except OSError:
+            self.close()
+            raise
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"gbl4-{host}", daemon=True)
 
@@ -58,7 +62,11 @@ class UdpEndpoint:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(2)
+        if self._thread.is_alive():
+            self._thread.join(2)
+        self.close()
+
+    def close(self) -> None:
         for sock in self._sockets:
             sock.close()
 
