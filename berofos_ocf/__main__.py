@@ -1,5 +1,7 @@
 """``python3 -m berofos_ocf``: the ``berofos`` command line."""
 
+__all__: list[str] = []
+
 import sys
 
 from .cli import main

@@ -35,9 +35,11 @@ import os
 import stat
 
 from .errors import ConfigFileError, InvalidValue
-from .keys import parse_ipv4
+from .keys import parse_decimal, parse_ipv4
 
 DEFAULT_PATH = "/etc/bnfos.conf"
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_SEPARATORS = (" ", "\t", "=")  # what bnfos skips between a key and its value
 DEFAULT_HTTP_PORT = 80
 _MAC_LENGTH = 17
 
@@ -70,7 +72,9 @@ class DeviceEntry:
 
     @property
     def label(self) -> str:
-        """How messages name the device: ``fos1 (10.34.1.50)``."""
+        """How messages name the device: ``fos1 (10.34.1.50)``, or its address alone."""
+        if self.name in (self.address, self.host):
+            return self.address
         return f"{self.name} ({self.address})"
 
     @property
@@ -136,9 +140,10 @@ def parse_host(text: str) -> tuple[str, int]:
     address = parse_ipv4(host)
     if not sep:
         return address, DEFAULT_HTTP_PORT
-    if not (port.isdigit() and port.isascii()) or not 1 <= int(port) <= 65535:
+    number = parse_decimal(port)
+    if number is None or not 1 <= number <= 65535:
         raise InvalidValue(f"{text!r}: the port must be a number from 1 to 65535")
-    return address, int(port)
+    return address, number
 
 
 def _value_after(line: str, key: str) -> str:
@@ -157,8 +162,8 @@ def parse_bnfos_conf(text: str, path: str = DEFAULT_PATH) -> BnfosConf:
 
         if line == "" or line[0] in "\t#;":
             continue
-        if line[0] == " ":
-            raise fail("syntax error: the line starts with a space")
+        if line[0].isspace():
+            raise fail("syntax error: the line starts with a blank")
         if line[0] == "[":
             name, closed, rest = line[1:].partition("]")
             if not closed or not name.strip() or rest.strip():
@@ -169,15 +174,15 @@ def parse_bnfos_conf(text: str, path: str = DEFAULT_PATH) -> BnfosConf:
             current = DeviceEntry(name, line=number)
             devices.append(current)
             continue
-        head = line.split("=", 1)[0].split(None, 1)
-        word = head[0].lower() if head else ""
-        if word not in ("mac", "host", "login"):
-            # Only the first word is quoted: a mistyped line may hold a password.
+        letters = len(line) - len(line.lstrip(_LETTERS))
+        word = line[:letters].lower()
+        if word not in ("mac", "host", "login") or line[letters:letters + 1] not in _SEPARATORS:
+            # Only the key is quoted: a mistyped line may hold a password.
             raise fail("syntax error: expected [name], mac, host or login, "
                        f"got {word or line[0]!r}")
         if current is None:
             raise fail(f"{word} outside a [device] section")
-        value = _value_after(line, line[:len(word)])
+        value = _value_after(line, line[:letters])
         if word == "mac":
             if len(value) != _MAC_LENGTH:
                 raise fail(f"mac must be 17 characters like 00:19:32:00:12:1D, got {value!r}")
@@ -191,6 +196,10 @@ def parse_bnfos_conf(text: str, path: str = DEFAULT_PATH) -> BnfosConf:
             user, sep, password = value.partition(":")
             if not user:
                 raise fail("login must be USER:PASSWORD, e.g. admin:secret")
+            if not value.isascii() or not value.isprintable():
+                # HTTP Basic sends Latin-1; the device stores ASCII.  Not quoted:
+                # it is a password.
+                raise fail("login must be printable ASCII")
             current.user, current.password = user, password if sep else ""
     return BnfosConf(devices, path)
 
@@ -206,7 +215,7 @@ def _normalise_mac(value: str, fail) -> str:
 def load_bnfos_conf(path: str = DEFAULT_PATH) -> BnfosConf:
     """Read and parse a file; missing and unreadable files are distinct errors."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             text = handle.read()
     except FileNotFoundError:
@@ -290,14 +299,17 @@ def merge_devices(existing: list[DeviceEntry], found: list[DeviceEntry]) -> list
     counter = 1
     for device in found:
         known = by_mac.pop(device.mac.upper(), None) if device.mac else None
+        host, port = device.host, device.port
         if known is not None:
             name, user, password = known.name, known.user, known.password
+            if host in (None, "0.0.0.0") and known.host:
+                host, port = known.host, known.port  # no address yet: keep the known one
         else:
             while f"fos{counter}" in used:
                 counter += 1
             name, user, password = f"fos{counter}", None, None
             used.add(name)
-        merged.append(DeviceEntry(name, mac=device.mac, host=device.host, port=device.port,
-                                  user=user, password=password))
+        merged.append(DeviceEntry(name, mac=device.mac, host=host, port=port, user=user,
+                                  password=password))
     merged += [d for d in existing if d.mac is None or d.mac.upper() in by_mac]
     return merged

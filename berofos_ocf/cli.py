@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_DEVICE", "EXIT_USAGE"]
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -19,6 +20,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 
 from . import __version__
 from .bnfosconf import (
@@ -33,9 +35,18 @@ from .bnfosconf import (
 )
 from .client import DEFAULT_TIMEOUT, BerofosClient, DeviceStatus, for_each_device, read_status
 from .deadline import Deadline
-from .errors import BerofosError, ConfigFileError, InvalidValue
+from .errors import BerofosError, ConfigFileError, DeviceTimeout, FormatError, InvalidValue
 from .gbl4 import PHY_CONF_LABELS, NetconfRequest, Options, format_mac, parse_mac
-from .keys import KEYS, RELAY_LABELS, WATCHDOG_LABELS, lookup, parse_ipv4, parse_relay_mode
+from .keys import (
+    KEYS,
+    RELAY_LABELS,
+    SCENARIO_LABELS,
+    WATCHDOG_LABELS,
+    lookup,
+    parse_decimal,
+    parse_ipv4,
+    parse_relay_mode,
+)
 from .udp import BROADCAST, DEFAULT_UDP_PORT, Gbl4Client
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
@@ -60,6 +71,7 @@ class _Context:
         self.stderr = stderr
         self.stdin = stdin
         self.environ = environ
+        self._clients: list[BerofosClient] = []
 
     _lock = threading.Lock()  # devices are handled in threads: one line at a time
 
@@ -94,7 +106,14 @@ class _Context:
         return self.config().select(names)
 
     def config(self) -> BnfosConf:
-        return load_bnfos_conf(self.args.config)
+        try:
+            return load_bnfos_conf(self.args.config)
+        except ConfigFileError as err:
+            if err.kind != "missing":
+                raise
+            raise ConfigFileError("file not found: write it with 'berofos scan --write "
+                                  f"{self.args.config}', or name a device with --host",
+                                  path=self.args.config, kind="missing") from None
 
     def one_device(self) -> DeviceEntry:
         devices = self.devices()
@@ -104,7 +123,13 @@ class _Context:
         return devices[0]
 
     def clients(self, devices: list[DeviceEntry]) -> list[BerofosClient]:
-        return [BerofosClient(d, timeout=self.args.timeout) for d in devices]
+        made = [BerofosClient(d, timeout=self.args.timeout) for d in devices]
+        self._clients += made
+        return made
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
 
     def udp(self) -> Gbl4Client:
         return Gbl4Client(port=self.args.udp_port, timeout=self.args.timeout)
@@ -121,6 +146,18 @@ def _udp_target(ctx: _Context, device: DeviceEntry) -> str:
     if getattr(ctx.args, "to", None):
         return ctx.args.to
     return device.host if device.host and device.host != "0.0.0.0" else BROADCAST
+
+
+@contextlib.contextmanager
+def _udp_hint(target: str):
+    """A silent device asked by address may be elsewhere: say how to ask everyone."""
+    try:
+        yield
+    except DeviceTimeout as err:
+        if target == BROADCAST:
+            raise
+        raise DeviceTimeout(err.device, f"{err.detail} (not at that address any more, or in "
+                                        "flash mode? try --to 255.255.255.255)") from None
 
 
 def _device_mac(device: DeviceEntry) -> bytes:
@@ -154,7 +191,7 @@ def _status_record(status: DeviceStatus) -> dict:
     mode = values.get("mode")
     record.update({
         "relays": RELAY_LABELS.get(mode), "relay_mode": mode,
-        "scenario": {0: "fallback", 1: "bypass"}.get(values.get("scenario")),
+        "scenario": SCENARIO_LABELS.get(values.get("scenario")),
         "watchdog": {"enabled": values.get("wdog"),
                      "state": WATCHDOG_LABELS.get(values.get("wdogstate")),
                      "interval": values.get("wdogitime"), "remaining": values.get("wdogrtime")},
@@ -162,8 +199,13 @@ def _status_record(status: DeviceStatus) -> dict:
                      "watchdog": values.get("wdogdef")},
         "password_protection": values.get("pwd"),
     })
+    problems = [f"{name}: {raw!r} not understood" for name, raw in
+                status.settings.invalid().items()]
+    if mode is None and "mode" not in status.settings.invalid():
+        problems.append("no relay mode in config.txt")
     if status.settings.magic != "0.1":
-        record["warning"] = f"firmware format {status.settings.magic}, expected 0.1"
+        problems.append(f"firmware format {status.settings.magic}, expected 0.1")
+    record["problem"] = "; ".join(problems)
     return record
 
 
@@ -175,19 +217,21 @@ def _cmd_status(ctx: _Context) -> int:
         ctx.print(json.dumps(records, indent=2))
     else:
         rows = [("DEVICE", "ADDRESS", "REACHABLE", "RELAYS", "SCENARIO", "WATCHDOG",
-                 "POWER-ON RELAYS", "POWER-ON WATCHDOG")]
+                 "POWER-ON RELAYS", "POWER-ON WATCHDOG", "PROBLEM")]
         for r in records:
             if not r["reachable"]:
-                rows.append((r["name"], r["address"], "no", "-", "-", "-", "-", r["problem"]))
+                rows.append((r["name"], r["address"], "no", "-", "-", "-", "-", "-",
+                             r["problem"]))
                 continue
-            watchdog = r["watchdog"]["state"] or "-"
+            watchdog = r["watchdog"]["state"] or "?"
             if watchdog == "on":
                 watchdog += f" ({r['watchdog']['remaining']}s left)"
             rows.append((r["name"], r["address"], "yes", r["relays"] or "?",
                          r["scenario"] or "?", watchdog, r["power_on"]["relays"] or "?",
-                         "on" if r["power_on"]["watchdog"] else "off"))
+                         "on" if r["power_on"]["watchdog"] else "off", r["problem"]))
         _table(ctx, rows)
-    return EXIT_OK if all(r["reachable"] for r in records) else EXIT_DEVICE
+    healthy = all(r["reachable"] and r["relays"] for r in records)
+    return EXIT_OK if healthy else EXIT_DEVICE
 
 
 def _table(ctx: _Context, rows: list[tuple]) -> None:
@@ -233,16 +277,25 @@ def _cmd_get(ctx: _Context) -> int:
     statuses, status = _read_all(ctx, ctx.devices())
     reachable = [s for s in statuses if s.reachable]
     if ctx.args.json:
-        ctx.print(json.dumps({s.device.name: {k.name: s.settings.get(k.name) for k in keys}
-                              for s in reachable}, indent=2))
+        ctx.print(json.dumps({s.device.name: {k.name: s.settings.values().get(k.name)
+                                              for k in keys} for s in reachable}, indent=2))
         return status
     prefix = len(statuses) > 1
     for s in reachable:
         for key in keys:
-            value = key.format_user(s.settings[key.name]) if key.name in s.settings else "(missing)"
+            value = _user_value(s.settings, key)
             ctx.print(f"{s.device.name}: {key.name} = {value}" if prefix
                       else f"{key.name} = {value}")
     return status
+
+
+def _user_value(settings, key) -> str:
+    if key.name not in settings:
+        return "(missing)"
+    try:
+        return key.format_user(settings[key.name])
+    except FormatError:
+        return f"{settings.raw[key.wire]!r} (not understood)"
 
 
 # -- set, switch, password ------------------------------------------------------------------
@@ -267,13 +320,21 @@ def _describe_changes(changes: dict[str, object]) -> str:
 
 def _cmd_set(ctx: _Context) -> int:
     changes = _parse_assignments(ctx.args.assignments)
+    if "apwd" in changes:
+        raise UsageError("a password on the command line shows in the process list: "
+                         "use 'berofos password'")
     devices = ctx.devices()
+    if changes.get("pwd") and not all(d.has_login for d in devices):
+        raise UsageError("pwd=1 without a login would lock you out: use 'berofos password'")
     deadline = Deadline(ctx.args.wait)
     clients = ctx.clients(devices)
     outcomes = for_each_device(lambda c: c.write(changes, deadline), clients, deadline,
                                label=lambda c: c.label)
     for client, outcome in zip(clients, outcomes):
-        if not isinstance(outcome, Exception):
+        if outcome is None:
+            ctx.print(f"{client.label}: {_describe_changes(changes)} written; network settings "
+                      "are not read back: check with 'berofos scan'")
+        elif not isinstance(outcome, Exception):
             ctx.print(f"{client.label}: {_describe_changes(changes)} (confirmed)")
     return _report(ctx, outcomes, devices)
 
@@ -316,26 +377,39 @@ def _cmd_password(ctx: _Context) -> int:
     devices = ctx.devices()
     if ctx.args.update_config and ctx.args.host:
         raise UsageError("--update-config needs devices from the configuration file, not --host")
+    if ctx.args.update_config:
+        _check_writable(ctx.args.config)  # before any device changes
     password = _read_new_password(ctx)
     deadline = Deadline(ctx.args.wait)
     clients = ctx.clients(devices)
+    accepted: list[DeviceEntry] = []  # devices that took the new password
 
     def protect(client: BerofosClient):
         # The password first, protection second: the other order would lock
         # the device with a password nobody knows.
-        client.write({"apwd": password}, deadline)
+        client.write({"apwd": password}, deadline, confirm=False)  # apwd never reads back
+        accepted.append(client.device)
         return client.write({"pwd": True}, deadline)
 
     outcomes = for_each_device(protect, clients, deadline, label=lambda c: c.label)
-    done = [c.device for c, o in zip(clients, outcomes) if not isinstance(o, Exception)]
-    for device in done:
-        ctx.print(f"{device.label}: password protection on (user admin)")
-    if ctx.args.update_config and done:
-        _update_logins(ctx, done, password)
-    elif done:
-        ctx.print(f"add 'login = admin:<the password>' to the device sections of {ctx.args.config}"
-                  " (or use --update-config)")
+    for client, outcome in zip(clients, outcomes):
+        if not isinstance(outcome, Exception):
+            ctx.print(f"{client.label}: password protection on (user admin)")
+    accepted = [d for d in devices if d in accepted]  # file order, whatever thread came first
+    if ctx.args.update_config and accepted:
+        _update_logins(ctx, accepted, password)
+    elif accepted:
+        ctx.print(f"add 'login = admin:<the password>' to the sections of "
+                  f"{', '.join(d.name for d in accepted)} in {ctx.args.config} "
+                  "(or use --update-config)")
     return _report(ctx, outcomes, devices)
+
+
+def _check_writable(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.access(directory, os.W_OK) or (os.path.exists(path)
+                                             and not os.access(path, os.W_OK)):
+        raise UsageError(f"{path}: not writable")
 
 
 def _update_logins(ctx: _Context, devices: list[DeviceEntry], password: str) -> None:
@@ -345,7 +419,7 @@ def _update_logins(ctx: _Context, devices: list[DeviceEntry], password: str) -> 
     for device in devices:
         text = set_login(text, device.name, "admin", password, path)
     _write_private(path, text)
-    ctx.print(f"{path}: login lines updated")
+    ctx.print(f"{path}: login of {', '.join(d.name for d in devices)} updated")
 
 
 def _write_private(path: str, text: str) -> None:
@@ -365,6 +439,8 @@ def _write_private(path: str, text: str) -> None:
 # -- GBL4 commands --------------------------------------------------------------------------
 
 def _cmd_scan(ctx: _Context) -> int:
+    if ctx.args.write:
+        _check_writable(ctx.args.write)
     target = ctx.args.to or (parse_host(ctx.args.host)[0] if ctx.args.host else BROADCAST)
     replies = ctx.udp().scan(target, ctx.args.window)
     if ctx.args.json:
@@ -403,23 +479,22 @@ def _cmd_netconf(ctx: _Context) -> int:
     mac = _device_mac(device)
     target = _udp_target(ctx, device)
     udp = ctx.udp()
-    given = {name: getattr(args, name) for name in ("ip", "netmask", "gateway", "dhcp",
-                                                    "http_port", "phy")}
-    if any(value is None for value in given.values()):
-        current = udp.identify(mac, target)  # what is not given stays as it is
-        given["ip"] = given["ip"] or current.ip
-        given["netmask"] = given["netmask"] or current.netmask
-        given["gateway"] = given["gateway"] or current.gateway
-        given["dhcp"] = current.dhcp if given["dhcp"] is None else given["dhcp"]
-        given["http_port"] = given["http_port"] or current.http_port
-        given["phy"] = given["phy"] or (current.phy_conf if current.phy_conf in (1, 2, 3) else 3)
-    options = Options.DHCP if given["dhcp"] else 0
-    request = NetconfRequest(mac, given["ip"], given["netmask"], given["gateway"],
-                             given["phy"], int(options), given["http_port"])
-    udp.netconf(request, target)
+    # What is not given stays as the device reports it, and so do the option
+    # bits netconf also carries (password protection, IP ACL).
+    with _udp_hint(target):
+        current = udp.identify(mac, target)
+    dhcp = current.dhcp if args.dhcp is None else args.dhcp
+    options = (current.options & ~Options.DHCP) | (Options.DHCP if dhcp else 0)
+    phy = _PHY[args.phy] if args.phy else (current.phy_conf if current.phy_conf in (1, 2, 3)
+                                            else _PHY["auto"])
+    request = NetconfRequest(mac, args.ip or current.ip, args.netmask or current.netmask,
+                             args.gateway or current.gateway, phy, int(options),
+                             args.http_port or current.http_port)
+    with _udp_hint(target):
+        udp.netconf(request, target)
     ctx.print(f"{device.name} ({format_mac(mac)}): address {request.ip} netmask "
               f"{request.netmask} gateway {request.gateway}, DHCP "
-              f"{'on' if given['dhcp'] else 'off'}, HTTP port {request.http_port}, "
+              f"{'on' if dhcp else 'off'}, HTTP port {request.http_port}, "
               f"link {PHY_CONF_LABELS[request.phy_conf]}")
     ctx.print("reboot the device in operational mode, then 'berofos scan --write FILE' "
               "to record the new address")
@@ -446,7 +521,9 @@ def _cmd_flash(ctx: _Context) -> int:
                              f"{done}/{total} pages{end}")
             ctx.stderr.flush()
 
-    pages = ctx.udp().flash(mac, _udp_target(ctx, device), image, progress)
+    target = _udp_target(ctx, device)
+    with _udp_hint(target):
+        pages = ctx.udp().flash(mac, target, image, progress)
     ctx.print(f"{device.name}: {pages} pages flashed; power-cycle the device to start "
               "the new firmware")
     return EXIT_OK
@@ -464,19 +541,19 @@ def _each_udp(ctx: _Context, action) -> int:
 def _cmd_ping(ctx: _Context) -> int:
     def ping(udp: Gbl4Client, device: DeviceEntry, mac: bytes, target: str) -> None:
         for _ in range(ctx.args.count):
-            rtt = udp.ping(mac, target)
+            with _udp_hint(target):
+                rtt = udp.ping(mac, target)
             ctx.print(f"{device.label}: answer in {rtt * 1000:.1f} ms")
     return _each_udp(ctx, ping)
 
 
 def _cmd_kick(ctx: _Context) -> int:
-    stop = threading.Event()
-
     def kick(udp: Gbl4Client, device: DeviceEntry, mac: bytes, target: str) -> None:
         for number in range(ctx.args.count):
-            if number and stop.wait(ctx.args.interval):
-                return
-            udp.kick(mac, target)
+            if number:
+                time.sleep(ctx.args.interval)
+            with _udp_hint(target):
+                udp.kick(mac, target)
             ctx.print(f"{device.label}: watchdog kicked")
     return _each_udp(ctx, kick)
 
@@ -486,7 +563,9 @@ def _cmd_reset(ctx: _Context) -> int:
         raise UsageError("reset erases the device's settings and firmware; "
                          "add --yes if that is what you want")
     device = ctx.one_device()
-    ctx.udp().reset(_device_mac(device), _udp_target(ctx, device))
+    target = _udp_target(ctx, device)
+    with _udp_hint(target):
+        ctx.udp().reset(_device_mac(device), target)
     ctx.print(f"{device.name}: erased; flash a firmware before rebooting it")
     return EXIT_OK
 
@@ -510,13 +589,14 @@ def _cmd_emulator(ctx: _Context) -> int:
     args = ctx.args
     listen = [_listen_address(text) for text in args.listen or ["127.0.0.1:8080"]]
     initial = _parse_assignments(args.set or [])
+    password = initial.pop("apwd", None) or args.password
     options = DeviceOptions(checked_style=args.checked_style,
                             legacy_group_reset=args.legacy_group_reset,
                             auth_reads=not args.open_reads, relay_delay=args.relay_delay,
                             defaults_at_boot=not args.no_boot_defaults,
                             unknown_lines=args.unknown_lines)
     emulator = Emulator(listen, udp_port=None if args.udp_port_off else args.udp_port,
-                        broadcast=tuple(args.udp_broadcast or ()), password=args.password,
+                        broadcast=tuple(args.udp_broadcast or ()), password=password,
                         base_mac=_mac(args.mac), options=options, initial=initial,
                         control=_listen_address(args.control) if args.control else None,
                         relay_log_path=args.relay_log, out=ctx.stdout)
@@ -542,13 +622,14 @@ def _cmd_emulator(ctx: _Context) -> int:
 
 def _listen_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    number = parse_decimal(port)
+    if not sep or number is None or number > 65535:
         raise UsageError(f"{text!r} is not HOST:PORT")
     try:
         parse_ipv4(host)
     except InvalidValue as err:
         raise UsageError(str(err)) from None
-    return host, int(port)
+    return host, number
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -564,9 +645,10 @@ def _positive(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    number = parse_decimal(text)
+    if number is None or number < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count of 1 or more")
-    return int(text)
+    return number
 
 
 def _ipv4_arg(text: str) -> str:
@@ -577,9 +659,17 @@ def _ipv4_arg(text: str) -> str:
 
 
 def _port_arg(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    number = parse_decimal(text)
+    if number is None or not 1 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
-    return int(text)
+    return number
+
+
+def _port_or_zero(text: str) -> int:
+    number = parse_decimal(text)
+    if number is None or number > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535")
+    return number
 
 
 def _yes_no(text: str) -> bool:
@@ -630,6 +720,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
+    _add_device_commands(commands)
+    _add_udp_commands(commands)
+    _add_emulator_command(commands)
+    return parser
+
+
+def _add_device_commands(commands) -> None:
+    """Commands over HTTP: read, write, switch, password; and the key table."""
     sub = commands.add_parser("status", help="reachability, relays, scenario, watchdog and "
                               "power-on defaults of every device")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
@@ -673,6 +771,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(sub, suppress=True)
     sub.set_defaults(handler=_cmd_password)
 
+    sub = commands.add_parser("keys", help="list the keys of get/set")
+    sub.set_defaults(handler=_cmd_keys)
+
+
+
+def _add_udp_commands(commands) -> None:
+    """Commands over GBL4: scan, netconf, flash, ping, kick, reset."""
     sub = commands.add_parser("scan", help="find devices with a GBL4 broadcast "
                               "(or ask --host / --to)")
     sub.add_argument("--to", type=_ipv4_arg, metavar="IP",
@@ -725,13 +830,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(sub, suppress=True)
     sub.set_defaults(handler=_cmd_reset)
 
-    sub = commands.add_parser("keys", help="list the keys of get/set")
-    sub.set_defaults(handler=_cmd_keys)
 
+
+def _add_emulator_command(commands) -> None:
+    """``berofos emulator``: its options are the switches of the device model."""
     sub = commands.add_parser("emulator", help="run emulated devices (HTTP, GBL4, control)")
     sub.add_argument("--listen", action="append", metavar="HOST:PORT",
                      help="one device per address (repeat; default 127.0.0.1:8080)")
-    sub.add_argument("--udp-port", type=int, default=DEFAULT_UDP_PORT, metavar="PORT",
+    sub.add_argument("--udp-port", type=_port_or_zero, default=DEFAULT_UDP_PORT, metavar="PORT",
                      help=f"GBL4 port of every listen host (default {DEFAULT_UDP_PORT}, "
                           "0 picks one)")
     sub.add_argument("--no-udp", dest="udp_port_off", action="store_true",
@@ -760,7 +866,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--unknown-lines", action="store_true",
                      help="print firmware 1.5.7's unknown config.txt lines")
     sub.set_defaults(handler=_cmd_emulator)
-    return parser
 
 
 def main(argv: list[str] | None = None, *, stdout=None, stderr=None, stdin=None,
@@ -773,7 +878,10 @@ def main(argv: list[str] | None = None, *, stdout=None, stderr=None, stdin=None,
         args = parser.parse_args(argv)
         ctx = _Context(args, stdout, stderr, stdin or sys.stdin,
                        os.environ if environ is None else environ)
-        return args.handler(ctx)
+        try:
+            return args.handler(ctx)
+        finally:
+            ctx.close()
     except UsageError as err:
         print(f"berofos: error: {err}", file=stderr)
         return EXIT_USAGE
@@ -791,6 +899,7 @@ def main(argv: list[str] | None = None, *, stdout=None, stderr=None, stdin=None,
         # interpreter from complaining when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except OSError as err:
-        print(f"berofos: error: {err.strerror or err}", file=stderr)
-        return EXIT_DEVICE
+    except OSError as err:  # local files and sockets; device errors are BerofosError
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"berofos: error: {where}{(err.strerror or str(err)).lower()}", file=stderr)
+        return EXIT_USAGE

@@ -50,7 +50,7 @@ _MAX_BODY = 64 * 1024
 # Writes to these are not read back: whether the device applies them at once
 # (and stops answering at the old address) is not known.
 _NETWORK_KEYS = frozenset({"address", "netmask", "gateway", "port", "dhcp"})
-_SWITCH_CONFIRM_WINDOW = 2.0
+_CONFIRM_WINDOW = 2.0
 _POLL_INTERVAL = 0.2
 _RETRY_PAUSE = 0.5
 
@@ -190,6 +190,12 @@ class BerofosClient:
             else:
                 error = _connection_error(self.label, err)
             cause = None if secret else err
+        except UnicodeError:
+            # requests encodes Basic credentials as Latin-1; the message would
+            # quote a character of the password.
+            error = DeviceError(self.label, "the login cannot be sent (characters outside "
+                                            "Latin-1)")
+            cause = None
         else:
             self._check_status(response)
             return body
@@ -243,8 +249,11 @@ class BerofosClient:
 
         Whole ``cmd`` groups are sent, the unchanged values taken from
         ``current`` (read first when not given), which keeps legacy firmware
-        from resetting them.  Returns the settings read back, or None when
-        ``confirm`` is False.
+        from resetting them.  ``config.txt`` is then polled for a short while
+        until every value reads as written (the device may acknowledge before
+        acting).  Returns the settings read back, or None when ``confirm`` is
+        False or a network setting was changed: the device may already answer
+        at its new address only.
         """
         deadline = self._deadline(deadline)
         if current is None:
@@ -255,21 +264,22 @@ class BerofosClient:
         if "apwd" in changes:
             # From now on the device knows only the new password.
             self._auth = (self.device.user or "admin", str(changes["apwd"]))
-        if not confirm:
+        if not confirm or _NETWORK_KEYS & changes.keys():
             return None
-        after = self.read_settings(deadline)
-        for name, wanted in changes.items():
-            key = KEYS_BY_NAME[name]
-            if not key.readable or name in _NETWORK_KEYS:
-                continue
-            try:
-                seen = after[name]
-            except (KeyError, FormatError):
-                seen = "nothing readable"
-            if seen != wanted:
-                raise DeviceError(self.label, f"wrote {name}={key.format_user(wanted)} but it "
-                                  f"reads {key.format_user(seen) if seen != 'nothing readable' else seen}")
-        return after
+        settings, mismatch = self._poll(lambda read: _mismatch(changes, read), deadline)
+        if mismatch:
+            raise DeviceError(self.label, mismatch)
+        return settings
+
+    def _poll(self, problem, deadline: Deadline) -> tuple[Settings, str | None]:
+        """Read ``config.txt`` until ``problem(settings)`` is None or the window closes."""
+        window = Deadline(deadline.bound(_CONFIRM_WINDOW), clock=self._clock)
+        while True:
+            settings = self.read_settings(deadline)
+            found = problem(settings)
+            if found is None or window.remaining() <= _POLL_INTERVAL:
+                return settings, found
+            self._sleep(_POLL_INTERVAL)
 
     def switch_relays(self, mode: int, deadline: Deadline) -> RelaySwitch:
         """Move the relays to ``mode`` and return once ``config.txt`` confirms it.
@@ -291,7 +301,9 @@ class BerofosClient:
                     return RelaySwitch(self.device, old_mode, mode)
                 for path in build_write_queries({"mode": mode}, settings):
                     self._request(path, deadline)
-                if self._confirm(mode, deadline):
+                _, mismatch = self._poll(
+                    lambda read: None if self.relay_mode(read) == mode else "not yet", deadline)
+                if mismatch is None:
                     return RelaySwitch(self.device, old_mode, mode)
                 last_error = DeviceError(
                     self.label, f"relays did not reach {RELAY_LABELS[mode]} after the command")
@@ -303,14 +315,21 @@ class BerofosClient:
                 raise last_error
             self._sleep(_RETRY_PAUSE)
 
-    def _confirm(self, mode: int, deadline: Deadline) -> bool:
-        window = Deadline(deadline.bound(_SWITCH_CONFIRM_WINDOW), clock=self._clock)
-        while True:
-            if self.relay_mode(self.read_settings(deadline)) == mode:
-                return True
-            if window.remaining() <= _POLL_INTERVAL:
-                return False
-            self._sleep(_POLL_INTERVAL)
+
+
+def _mismatch(changes: dict[str, object], settings: Settings) -> str | None:
+    """The first written value that does not read back, described; None if all do."""
+    for name, wanted in changes.items():
+        key = KEYS_BY_NAME[name]
+        if not key.readable:
+            continue
+        try:
+            seen = key.format_user(settings[name])
+        except (KeyError, FormatError):
+            seen = "nothing readable"
+        if seen != key.format_user(wanted):
+            return f"wrote {name}={key.format_user(wanted)} but it reads {seen}"
+    return None
 
 
 def for_each_device(function, items: list, deadline: Deadline, *, label=lambda item: str(item)):

@@ -30,7 +30,7 @@ __all__ = [
 from urllib.parse import quote, unquote
 
 from .errors import FormatError
-from .keys import KEYS, KEYS_BY_NAME, KEYS_BY_WIRE, Key
+from .keys import KEYS, KEYS_BY_NAME, KEYS_BY_WIRE, Key, Kind, parse_decimal
 
 MAGIC_KEY = "bnfos_confmap_magic"
 MAGIC_VALUE = "0.1"
@@ -166,9 +166,9 @@ def build_write_queries(changes: dict[str, object], current: Settings | None = N
     Keys of one ``cmd`` group go into one request together with the group's
     other readable values from ``current``, so that a legacy firmware that
     resets omitted checkboxes keeps them.  Keys with fixed parameters
-    (``power1`` → ``?cmd=5&p=0&s=V``) get a request each.  Requests come out in
-    table order of their first key: a caller that needs another order (the
-    password before ``pwd=1``) calls this once per step.
+    (``power1`` → ``?cmd=5&p=0&s=V``) get a request each.  Groups come out in
+    the order their first key appears in ``changes``: a caller that needs
+    separate steps (the password before ``pwd=1``) calls this once per step.
     """
     groups: dict[int, dict[str, object]] = {}
     singles: list[tuple[Key, object]] = []
@@ -193,6 +193,8 @@ def build_write_queries(changes: dict[str, object], current: Settings | None = N
                     value = current[key.name]
                 except FormatError:
                     continue  # a garbled value is better left alone than echoed
+                if value in (None, "") and key.kind not in (Kind.BOOL, Kind.SWITCH):
+                    continue  # never blank an address or a name the device keeps itself
                 params.append((key.param, key.format_query(value)))
         paths.append(_path(cmd, params))
     for key, value in singles:
@@ -217,7 +219,7 @@ def parse_query(query: str) -> tuple[int, list[tuple[str, str]]]:
             continue
         name, _, value = item.partition("=")
         pairs.append((unquote(name.replace("+", " ")), unquote(value.replace("+", " "))))
-    commands = [value for name, value in pairs if name == "cmd"]
-    if len(commands) != 1 or not commands[0].isdigit() or not commands[0].isascii():
+    commands = [parse_decimal(value) for name, value in pairs if name == "cmd"]
+    if len(commands) != 1 or commands[0] is None:
         raise FormatError("request without exactly one numeric cmd parameter")
-    return int(commands[0]), [(name, value) for name, value in pairs if name != "cmd"]
+    return commands[0], [(name, value) for name, value in pairs if name != "cmd"]

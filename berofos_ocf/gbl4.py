@@ -17,6 +17,7 @@ __all__ = [
     "Command",
     "Options",
     "PhyState",
+    "PHY_CONF_LABELS",
     "frame",
     "unframe",
     "parse_mac",
@@ -43,6 +44,7 @@ from enum import IntEnum, IntFlag
 from typing import ClassVar
 
 from .errors import FormatError, InvalidValue
+from .keys import parse_ipv4
 
 PREFIX = b"GBL\x04"
 MIN_DATAGRAM = 6
@@ -50,6 +52,8 @@ PAGE_SIZE = 512
 
 
 class Command(IntEnum):
+    """The command byte of a datagram (the reply carries the request's)."""
+
     SCAN = 1
     NETCONF = 2
     FLASH_PREPARE = 3
@@ -68,12 +72,16 @@ class Options(IntFlag):
 
 
 class PhyState(IntFlag):
+    """Bits of the ``phy_state`` byte of a scan reply: the Ethernet link as it is."""
+
     LINK = 1
     SPEED_100 = 2
     FULL_DUPLEX = 4
 
 
-PHY_CONF_LABELS = {1: "10M", 2: "100M", 3: "auto"}
+# phy_conf: the link the device should negotiate.  bnfos sends 3 for "auto"
+# (its header's 0xFF is commented out); 0xFF is read as auto too.
+PHY_CONF_LABELS = {1: "10M", 2: "100M", 3: "auto", 0xFF: "auto"}
 
 
 def _xor(data: bytes) -> int:
@@ -117,7 +125,6 @@ def format_mac(mac: bytes) -> str:
 
 
 def _ip_bytes(address: str) -> bytes:
-    from .keys import parse_ipv4
     return bytes(int(p) for p in parse_ipv4(address).split("."))
 
 
@@ -126,6 +133,8 @@ def _ip_text(data: bytes) -> str:
 
 
 class _Message:
+    """A message of the protocol: ``payload()`` to encode, ``from_payload()`` to decode."""
+
     CMD: ClassVar[int]
     SIZE: ClassVar[int]
 
@@ -153,6 +162,8 @@ def _check_mac(mac: bytes) -> None:
 
 @dataclass(frozen=True)
 class ScanRequest(_Message):
+    """Who is there?  Every device answers, with or without an address."""
+
     CMD: ClassVar[int] = Command.SCAN
     SIZE: ClassVar[int] = 0
 
@@ -317,6 +328,8 @@ class FlashPage(_Message):
 
 @dataclass(frozen=True)
 class ResetRequest(_Message):
+    """Erase settings and firmware (the device acts on it in flash mode)."""
+
     CMD: ClassVar[int] = Command.RESET
     SIZE: ClassVar[int] = 6
 
@@ -333,6 +346,8 @@ class ResetRequest(_Message):
 
 @dataclass(frozen=True)
 class PingRequest(_Message):
+    """Are you alive?  ``number`` is 0 for bnfos."""
+
     CMD: ClassVar[int] = Command.PING
     SIZE: ClassVar[int] = 8
 
@@ -350,6 +365,8 @@ class PingRequest(_Message):
 
 @dataclass(frozen=True)
 class KickRequest(_Message):
+    """Restart the hardware watchdog's interval."""
+
     CMD: ClassVar[int] = Command.KICK
     SIZE: ClassVar[int] = 7
 

@@ -28,8 +28,10 @@ __all__ = [
     "RELAY_LABELS",
     "WATCHDOG_LABELS",
     "lookup",
+    "SCENARIO_LABELS",
     "parse_relay_mode",
     "parse_ipv4",
+    "parse_decimal",
 ]
 
 from .errors import FormatError, InvalidValue
@@ -51,7 +53,10 @@ RELAY_A_D = 0
 RELAY_A_B = 1
 RELAY_LABELS = {RELAY_A_D: "A--D", RELAY_A_B: "A--B"}
 WATCHDOG_LABELS = {0: "off", 1: "on", 2: "failure"}
-_SCENARIO_LABELS = {0: "fallback", 1: "bypass"}
+SCENARIO_LABELS = {0: "fallback", 1: "bypass"}
+# Every number of the protocol fits in 5 digits; the cap also keeps int() away
+# from Python's limit on converting huge digit strings (a ValueError).
+_MAX_DIGITS = 10
 
 _TRUE_WORDS = frozenset({"1", "yes", "y", "true", "on"})
 _FALSE_WORDS = frozenset({"0", "no", "n", "false", "off"})
@@ -106,7 +111,8 @@ class Key:
 
     def parse_wire(self, text: str) -> object:
         """Convert a ``config.txt`` value; raise :class:`FormatError` if it does not fit."""
-        text = text.strip()
+        if self.kind not in (Kind.TEXT, Kind.SECRET):
+            text = text.strip()  # text values are the device's own, blanks included
         if self.kind in (Kind.BOOL, Kind.SWITCH):
             if text in ("1", "checked"):
                 value = 1
@@ -116,9 +122,10 @@ class Key:
                 raise FormatError(f"{self.wire}: {text!r} is not 0, 1, 'checked' or empty")
             return bool(value) if self.kind == Kind.BOOL else value
         if self.kind in (Kind.INT, Kind.STATE):
-            if not text.isdigit() or not text.isascii():
-                raise FormatError(f"{self.wire}: {text!r} is not a number")
-            return int(text)
+            number = parse_decimal(text)
+            if number is None:
+                raise FormatError(f"{self.wire}: {text[:20]!r} is not a number")
+            return number
         if self.kind == Kind.IPV4:
             if text == "":
                 return None
@@ -157,9 +164,9 @@ class Key:
                 choices += " or " + "/".join(self.labels.values())
             raise InvalidValue(f"{self.name}: {text!r} is not {choices}")
         if self.kind == Kind.INT:
-            if not word.isdigit() or not word.isascii():
-                raise InvalidValue(f"{self.name}: {text!r} is not a number")
-            number = int(word)
+            number = parse_decimal(word)
+            if number is None:
+                raise InvalidValue(f"{self.name}: {text[:20]!r} is not a number")
             if number < self.minimum or (self.maximum is not None and number > self.maximum):
                 raise InvalidValue(f"{self.name}: {number} is outside {self.minimum}-{self.maximum}")
             return number
@@ -173,10 +180,16 @@ class Key:
     def _check_text(self, text: str) -> str:
         if text == "":
             raise InvalidValue(f"{self.name} must not be empty")
+        if text != text.strip():
+            # bnfos.conf trims them: a password ending in a blank would lock
+            # every client out, a host name with one would never read back.
+            raise InvalidValue(f"{self.name} must not begin or end with blanks")
         if any(ord(c) < 32 or ord(c) == 127 for c in text):
             raise InvalidValue(f"{self.name} must not contain control characters")
         if self.max_length is not None and len(text) > self.max_length:
             raise InvalidValue(f"{self.name} is limited to {self.max_length} characters")
+        if self.kind == Kind.SECRET and not text.isascii():
+            raise InvalidValue(f"{self.name} must be ASCII (HTTP Basic cannot carry the rest)")
         return text
 
     def format_user(self, value: object) -> str:
@@ -214,6 +227,13 @@ def parse_ipv4(text: str) -> str:
     return ".".join(parts)
 
 
+def parse_decimal(text: str) -> int | None:
+    """A plain decimal number of at most 10 ASCII digits, or None."""
+    if 0 < len(text) <= _MAX_DIGITS and text.isdigit() and text.isascii():
+        return int(text)
+    return None
+
+
 def parse_relay_mode(text: str) -> int:
     """``master``/``b``/``A--B``/``1`` → 1 and ``slave``/``d``/``A--D``/``0`` → 0."""
     word = text.strip().lower()
@@ -227,7 +247,7 @@ def parse_relay_mode(text: str) -> int:
 _IP = Kind.IPV4
 KEYS: tuple[Key, ...] = (
     Key("scenario", 1, "1_sz", "sz", Kind.SWITCH, "0 fallback (A-B or A-D), 1 bypass (A-B + C-D, or A-D)",
-        labels=_SCENARIO_LABELS),
+        labels=SCENARIO_LABELS),
     Key("mode", 4, "4_mode", "mode", Kind.SWITCH, "relay mode: 0 A-D, 1 A-B", labels=RELAY_LABELS),
     Key("modedef", 1, "1_rm", "rm", Kind.SWITCH, "relay mode at power-on", labels=RELAY_LABELS),
     Key("power1", 5, "5_p0", "s", Kind.BOOL, "power port 1", fixed=(("p", "0"),)),

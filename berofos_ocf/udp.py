@@ -94,14 +94,20 @@ class Gbl4Client:
             except FormatError:
                 continue
 
-    def scan(self, target: str = BROADCAST, window: float = DEFAULT_TIMEOUT) -> list[ScanReply]:
-        """Collect scan replies for ``window`` seconds, one per MAC, in arrival order."""
+    def scan(self, target: str = BROADCAST, window: float = DEFAULT_TIMEOUT, *,
+             until_mac: bytes | None = None) -> list[ScanReply]:
+        """Collect scan replies for ``window`` seconds, one per MAC, in arrival order.
+
+        With ``until_mac``, stop as soon as that device has answered.
+        """
         found: dict[bytes, ScanReply] = {}
         with self._open(target) as sock:
             self._send(sock, ScanRequest().encode(), target, target)
             for reply, _sender in self._receive(sock, self._clock() + window):
                 if isinstance(reply, ScanReply) and reply.hw_magic in HW_MAGICS:
                     found.setdefault(reply.mac, reply)
+                    if reply.mac == until_mac:
+                        break
         return list(found.values())
 
     def _exchange(self, request, target: str, *, timeout: float | None = None,
@@ -119,7 +125,7 @@ class Gbl4Client:
 
     def identify(self, mac: bytes, target: str) -> ScanReply:
         """Scan one device (by MAC) and return its reply; time out if it is silent."""
-        for reply in self.scan(target, self.timeout):
+        for reply in self.scan(target, self.timeout, until_mac=mac):
             if reply.mac == mac:
                 return reply
         raise DeviceTimeout(format_mac(mac), f"no scan reply from {target} "

@@ -9,7 +9,11 @@ spread (lowest-highest), and the ratios the targets are about:
 * actions that need no device (meta-data, stop) against resource-agents'
   ``dummypy``, a Python agent on ``ocf.py`` that does no I/O: ≤ 1.3×;
 * monitor against its floor, a process that imports what monitor cannot avoid
-  (``ocf.py``, ``requests``) and makes one request per device: ≤ 1.2×;
+  (``ocf.py``, ``requests``), makes one request per device and runs
+  ``crm_attribute`` once (as every monitor in a promotable clone must): ≤ 1.2×.
+  Outside a cluster ``crm_attribute`` cannot run, so both run the same stand-in
+  (``/bin/true`` under that name): the fork and exec are counted, the CIB
+  update is not;
 * promote of 8 devices against promote of 1: ≤ 1.3×;
 * ``berofos status`` on 8 devices against 1 (the devices concurrently).
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,7 +67,11 @@ class Emulator:
         argv = [PYTHON, "-m", "berofos_ocf", "emulator", "--no-udp", "--control", "127.0.0.1:0",
                 "--ready-file", str(self.ready)] + ["--listen", "127.0.0.1:0"] * devices
         self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
         while not self.ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit("the emulator did not start")
             time.sleep(0.02)
         self.info = json.loads(self.ready.read_text())
         sys.path.insert(0, str(ROOT))
@@ -85,23 +94,25 @@ class Emulator:
             self.control.set_values(device["name"], mode=mode)
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait()
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
 
 
 def agent_env(tmp: Path, conf: Path, node: str = "node2", **extra) -> dict:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
+    env = {"PATH": f"{tmp / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
            "OCF_RESOURCE_INSTANCE": "bench", "OCF_RESKEY_config": str(conf),
            "OCF_RESKEY_port_b": "node1", "OCF_RESKEY_port_d": "node2",
            "OCF_RESKEY_CRM_meta_on_node": node, "OCF_RESKEY_CRM_meta_timeout": "20000",
            "OCF_RESKEY_CRM_meta_interval": "10000", "HA_RSCTMP": str(tmp / "run"),
-           "HA_debug": "0"}
+           "OCF_RESKEY_CRM_meta_promoted_max": "1", "HA_debug": "0"}
     env.update(extra)
     return env
 
 
-FLOOR = ("import sys; sys.path.append(%r); import ocf, requests; s = requests.Session(); "
-         "[s.get(u, timeout=3).content for u in sys.argv[1:]]" % OCF_LIB)
+FLOOR = ("import subprocess, sys; sys.path.append(%r); import ocf, requests; "
+         "s = requests.Session(); [s.get(u, timeout=3).content for u in sys.argv[2:]]; "
+         "subprocess.run([sys.argv[1]])" % OCF_LIB)
 
 
 def main() -> int:
@@ -109,14 +120,38 @@ def main() -> int:
         print(f"{DUMMYPY} missing: install resource-agents", file=sys.stderr)
         return 1
     tmp = Path(tempfile.mkdtemp(prefix="berofos-bench-"))
+    try:
+        return _bench(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bench(tmp: Path) -> int:
     (tmp / "run").mkdir()
+    (tmp / "bin").mkdir()
+    crm_attribute = tmp / "bin" / "crm_attribute"
+    crm_attribute.symlink_to("/bin/true")
     agent = str(ROOT / "agents" / "berofos")
-    one, eight = Emulator(tmp, 1), Emulator(tmp, 8)
-    slow_one, slow_eight = Emulator(tmp, 1, 0.2), Emulator(tmp, 8, 0.2)
+    emulators = []
+    try:
+        for devices, latency in ((1, 0.0), (8, 0.0), (1, 0.2), (8, 0.2)):
+            emulators.append(Emulator(tmp, devices, latency))
+        _run_cases(tmp, agent, str(crm_attribute), *emulators)
+    finally:
+        for emulator in emulators:
+            emulator.stop()
+    failover()
+    return 0
+
+
+def _run_cases(tmp: Path, agent: str, crm_attribute: str, one, eight, slow_one,
+               slow_eight) -> None:
     base = {"PATH": "/usr/bin:/bin", "OCF_ROOT": "/usr/lib/ocf", "HA_debug": "0",
             "OCF_RESOURCE_INSTANCE": "bench", "HA_RSCTMP": str(tmp / "run")}
     dummy_env = dict(base, OCF_RESKEY_state=str(tmp / "dummypy.state"))
     env1, env8 = agent_env(tmp, one.conf), agent_env(tmp, eight.conf)
+    # as dummypy runs: no clone, so no crm_attribute
+    plain1 = {k: v for k, v in env1.items() if k != "OCF_RESKEY_CRM_meta_promoted_max"}
     marker = tmp / "run" / "berofos-bench.role"
 
     def started() -> None:
@@ -131,10 +166,11 @@ def main() -> int:
         "dummypy meta-data": ([DUMMYPY, "meta-data"], dummy_env, None),
         "berofos meta-data": ([agent, "meta-data"], env1, None),
         "dummypy stop": ([DUMMYPY, "stop"], dummy_env, None),
-        "berofos stop": ([agent, "stop"], env1, started),
-        "floor, 1 device": ([PYTHON, "-c", FLOOR] + one.urls(), base, None),
+        "berofos stop": ([agent, "stop"], plain1, started),
+        "berofos stop, promotable clone": ([agent, "stop"], env1, started),
+        "floor, 1 device": ([PYTHON, "-c", FLOOR, crm_attribute] + one.urls(), base, None),
         "berofos monitor, 1 device": ([agent, "monitor"], env1, started),
-        "floor, 8 devices": ([PYTHON, "-c", FLOOR] + eight.urls(), base, None),
+        "floor, 8 devices": ([PYTHON, "-c", FLOOR, crm_attribute] + eight.urls(), base, None),
         "berofos monitor, 8 devices": ([agent, "monitor"], env8, started),
         "berofos promote, 1 device": ([agent, "promote"], env1, back_to_b(one)),
         "berofos promote, 8 devices": ([agent, "promote"], env8, back_to_b(eight)),
@@ -146,27 +182,23 @@ def main() -> int:
             (cli + ["-c", str(slow_eight.conf), "status"], cli_env, None),
     }
     samples = {name: ([], []) for name in cases}
-    try:
-        for name, (argv, env, before) in cases.items():  # warm the page cache once
-            run_measured(argv, env, before)
-        for _ in range(ROUNDS):
-            for name, (argv, env, before) in cases.items():
-                wall, cpu, status = run_measured(argv, env, before)
-                if status not in (0, 8):
-                    raise SystemExit(f"{name}: exit status {status}")
-                samples[name][0].append(wall)
-                samples[name][1].append(cpu)
-    finally:
-        for emulator in (one, eight, slow_one, slow_eight):
-            emulator.stop()
+    for name, (argv, env, before) in cases.items():  # warm the page cache once
+        run_measured(argv, env, before)
+    for _ in range(ROUNDS):
+        for name, (argv, env, before) in cases.items():
+            wall, cpu, status = run_measured(argv, env, before)
+            if status not in (0, 8):
+                raise SystemExit(f"{name}: exit status {status}")
+            samples[name][0].append(wall)
+            samples[name][1].append(cpu)
     report(samples)
-    failover()
-    return 0
 
 
 def failover() -> None:
     from .cluster import cluster_support, install_agent, uninstall_agent
 
+    if FAILOVER_RUNS < 1:
+        return
     reason = cluster_support()
     if reason:
         print(f"\nfailover: not measured, no test clusters here ({reason})")
@@ -214,7 +246,7 @@ def _one_failover(size: int, provider: str, run: int) -> float:
         raise SystemExit(f"failover {size} nodes, run {run}: relays did not move in 60 s")
     finally:
         lab.stop()
-        subprocess.run(["rm", "-rf", str(workdir)])
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def ms(values: list[float]) -> str:

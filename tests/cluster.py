@@ -11,7 +11,8 @@ file (the promotable clone, an ``asterisk`` stand-in colocated with the
 promoted instance and started after promote, the quorum node kept off the
 clone), pre-seeded on every node.  **Fencing is disabled**: these nodes die by
 SIGKILL of their namespace, and the safety of a single promoted instance rests
-on quorum (three nodes, or ``two_node`` for two).
+on quorum: ``two_node`` for two nodes (enough for a node that dies, not for a
+split, so partitions are tested with three nodes).
 
 Everything is torn down by PID and by name in :meth:`Cluster.stop`, which the
 tests call from a ``finally`` (fixture teardown), failures included.
@@ -182,8 +183,9 @@ class Cluster:
                 f"{self.device_address}:80", "--no-udp", "--control", "127.0.0.1:0",
                 "--ready-file", str(ready), "--relay-log", str(self.relay_log_file),
                 "--set", f"mode={self.relay_mode}", "--set", f"modedef={self.modedef}"]
-        self.emulator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                         stderr=open(self.dir / "emulator.err", "w"))
+        with open(self.dir / "emulator.err", "w") as errors:
+            self.emulator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                             stderr=errors)
         deadline = time.monotonic() + 15
         while not ready.exists():
             if self.emulator.poll() is not None or time.monotonic() > deadline:
@@ -258,12 +260,13 @@ class Cluster:
             target.chmod(0o600)
             _run(["chown", "-R", f"{_HACLUSTER}:haclient", str(directory / "lib-pacemaker"),
                   str(directory / "log-pacemaker")])
-        launcher = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns[node], "unshare", "-m", "-u", "-i", "-p", "-f",
-             "--mount-proc", "--propagation", "private", PYTHON,
-             str(ROOT / "tests" / "cluster_init.py"), node, str(directory),
-             str(self.corosync_conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(directory / "launcher.err", "a"))
+        with open(directory / "launcher.err", "a") as errors:
+            launcher = subprocess.Popen(
+                ["ip", "netns", "exec", self.netns[node], "unshare", "-m", "-u", "-i", "-p",
+                 "-f", "--mount-proc", "--propagation", "private", PYTHON,
+                 str(ROOT / "tests" / "cluster_init.py"), node, str(directory),
+                 str(self.corosync_conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=errors)
         self._launchers[node] = launcher
         self.init_pids[node] = self._find_init(launcher.pid)
 
@@ -379,6 +382,7 @@ class Cluster:
                 launcher.wait(10)
             except subprocess.TimeoutExpired:
                 launcher.kill()
+                launcher.wait()
         self.init_pids.clear()
         self._launchers.clear()
         if self.emulator is not None and self.emulator.poll() is None:

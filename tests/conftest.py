@@ -125,7 +125,9 @@ __all__ = ["DeviceOptions", "entries_for", "PASSWORD", "PYTHON", "ROOT", "FIXTUR
 # -- the agent as Pacemaker runs it ---------------------------------------------------------
 
 CRM_ATTRIBUTE_FAKE = """#!/bin/sh
-# Records how the agent sets its promotion score; exits with $FAKE_CRM_STATUS.
+# Records how the agent sets its promotion score; takes $FAKE_CRM_DELAY seconds
+# and exits with $FAKE_CRM_STATUS.
+[ -z "$FAKE_CRM_DELAY" ] || sleep "$FAKE_CRM_DELAY"
 printf '%s\\n' "$*" >> "$FAKE_CRM_LOG"
 exit "${FAKE_CRM_STATUS:-0}"
 """
@@ -240,7 +242,7 @@ class Agent:
         return self.crm_log.read_text().splitlines()
 
     def last_score(self) -> str | None:
-        """``--update N`` → "N", ``--delete`` → None, no call at all → KeyError."""
+        """``--update N`` → "N" (withheld: "-INFINITY"), ``--delete`` → None, none → KeyError."""
         calls = self.crm_calls()
         if not calls:
             raise KeyError("crm_attribute was never called")

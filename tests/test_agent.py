@@ -8,6 +8,7 @@ score calls.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -55,6 +56,7 @@ def test_config_missing(lab, tmp_path):
     assert lab.emulator.relay_log() == [] and lab.node1.role() is None
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the agent as nobody")
 def test_config_unreadable(lab, installed_tree, tmp_path):
     private = tmp_path / "private" / "bnfos.conf"
     private.parent.mkdir()
@@ -98,6 +100,7 @@ def test_required_parameter_missing(lab):
 def test_http_timeout_must_be_a_number_in_range(lab):
     assert lab.node1.run("validate-all", OCF_RESKEY_http_timeout="soon").rc == 6
     assert lab.node1.run("validate-all", OCF_RESKEY_http_timeout="0").rc == 6
+    assert lab.node1.run("validate-all", OCF_RESKEY_http_timeout="9" * 5000).rc == 6
 
 
 def test_node_that_is_neither_port(lab, tmp_path):
@@ -126,7 +129,7 @@ def test_device_unreachable_at_start(lab):
     lab.emulator.control.power("fos2", "off")
     run = lab.node1.run("start")
     assert run.rc == OCFStatus.SUCCESS and lab.node1.role() == "unpromoted"
-    assert lab.node1.last_score() is None  # withheld
+    assert lab.node1.last_score() == "-INFINITY"  # withheld
     assert "started without control of fos2" in lab.node1.log()
     monitor = lab.node1.run("monitor")
     assert monitor.rc == OCFStatus.DEGRADED and "fos2 (127.0.0.1:" in monitor.reason
@@ -143,7 +146,7 @@ def test_device_unreachable_at_promote(lab):
     assert run.reason.startswith("fos2 (127.0.0.1:")
     assert "relays not all moved to A--D for node2" in run.reason
     assert lab.node2.role() == "unpromoted"
-    assert lab.node2.last_score() is None
+    assert lab.node2.last_score() == "-INFINITY"
     assert lab.emulator.control.device("fos2")["refused_connections"] >= 2  # retried
     moved = [(e["device"], e["old"], e["new"], e["cause"]) for e in lab.emulator.relay_log()]
     assert moved == [("fos2", 1, 0, "power-off"), ("fos1", 1, 0, "http")]
@@ -201,10 +204,13 @@ def test_slow_device_within_the_budget(lab):
 def test_hanging_device_promote_ends_before_the_timeout(lab):
     lab.node2.run("start")
     lab.emulator.control.fault("fos1", "hang")
-    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=5000)
+    # a slow crm_attribute too: the time kept for it lets promote withdraw its score
+    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=5000, FAKE_CRM_DELAY="0.3")
     assert run.rc == OCFStatus.ERR_GENERIC and run.reason.startswith("fos1 (127.0.0.1:")
     assert run.elapsed < 5.0  # Pacemaker would SIGKILL it at 5 s
     assert lab.node2.role() == "unpromoted"
+    assert lab.node2.last_score() == "-INFINITY"
+    assert "could not" not in lab.node2.log()
     assert [e["device"] for e in lab.emulator.relay_log()] == ["fos2"]
 
 
@@ -233,6 +239,10 @@ def test_relays_moved_behind_the_back_are_detected_and_restored(lab, move):
     restored = lab.emulator.relay_log()[before:]
     assert [(e["device"], e["old"], e["new"], e["cause"]) for e in restored] == [
         ("fos2", 1, 0, "http")]
+    if move == "watchdog":  # a fired watchdog stays in failure until someone resets it
+        run = lab.node2.run("monitor")
+        assert run.rc == OCFStatus.DEGRADED_PROMOTED and "watchdog fired" in run.reason
+        control.set_values("fos2", wdog=False)
     assert lab.node2.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
 
 
@@ -387,7 +397,7 @@ def test_monitor_and_probe_refresh_the_score(lab):
     assert lab.node1.last_score() == "100"  # not every device points here
     lab.emulator.control.power("fos2", "off")
     lab.node1.run("monitor")
-    assert lab.node1.last_score() is None
+    assert lab.node1.last_score() == "-INFINITY"
 
 
 def test_promoted_instance_keeps_a_low_score_when_a_device_is_lost(lab):
@@ -412,7 +422,7 @@ def test_validate_level_10_contacts_the_devices(lab):
     assert lab.node1.run("validate-all", OCF_CHECK_LEVEL=10).rc == 0
     lab.emulator.control.power("fos2", "off")
     run = lab.node1.run("validate-all", OCF_CHECK_LEVEL=10)
-    assert run.rc == OCFStatus.ERR_GENERIC and run.reason.startswith("fos2")
+    assert run.rc == OCFStatus.ERR_ARGS and run.reason.startswith("fos2")  # from this host
     assert lab.node1.run("validate-all").rc == 0  # level 0 does not
 
 
@@ -434,8 +444,6 @@ def test_failing_crm_attribute_never_fails_an_action(lab):
 def test_node_name_falls_back_to_crm_node_then_uname(lab):
     run = lab.node2.run("start", OCF_RESKEY_CRM_meta_on_node=None, FAKE_NODE_NAME="node2")
     assert run.rc == 0 and "--node node2" in lab.node2.crm_calls()[-1]
-    import os
-
     name = os.uname().nodename
     run = lab.node2.run("validate-all", OCF_RESKEY_CRM_meta_on_node=None,
                         OCF_RESKEY_port_d=name)
@@ -472,3 +480,83 @@ def test_password_never_in_log_reason_or_output(emulator_process, tmp_path):
         outputs.append(run.stdout + run.stderr)
     assert PASSWORD not in "".join(outputs) + node2.log()
     assert "DEBUG" in node2.log()
+
+
+def test_monitor_of_a_started_instance_with_a_broken_configuration(lab):
+    lab.node1.run("start")
+    lab.conf.write_text("[fos1]\nport = 80\n")
+    for run in (lab.node1.run("monitor"), lab.node1.probe()):
+        assert run.rc == OCFStatus.ERR_GENERIC  # not 6: that would stop the clone everywhere
+        assert "syntax error" in run.reason
+
+
+def test_watchdog_that_fired_is_degraded(lab):
+    lab.node2.run("start")
+    lab.node2.run("promote")
+    lab.emulator.control.set_values("fos1", wdog=True)
+    lab.emulator.control.expire_watchdog("fos1")  # relays fall to A--D: node2's position
+    run = lab.node2.run("monitor")
+    assert run.rc == OCFStatus.DEGRADED_PROMOTED
+    assert run.reason.endswith("hardware watchdog fired (relays dropped to A--D)")
+    assert "ERROR" not in lab.node2.log().split("\n")[-2]  # a warning, every interval
+
+
+def fake_ocf_library(directory, body: str):
+    directory.mkdir()
+    (directory / "ocf.py").write_text(body)
+    return directory
+
+
+def test_ocf_functions_dir_is_honoured(lab, tmp_path):
+    stub = fake_ocf_library(tmp_path / "lib", (
+        "import logging, sys\n"
+        "log = logging.getLogger('stub')\n"
+        "log.addHandler(logging.FileHandler(sys.argv[0] + '.stub.log'))\n"
+        "logger = logging.LoggerAdapter(log, {'OCF_RESOURCE_INSTANCE': 'x'})\n"
+        "class SyslogLibHandler(logging.Handler):\n    pass\n"
+        "HA_DATEFMT = ''\n"
+        "def ocf_exit_reason(message):\n"
+        "    sys.stderr.write('ocf-exit-reason:STUB ' + message + '\\n')\n"))
+    run = lab.node1.run("promote", OCF_FUNCTIONS_DIR=stub)
+    assert run.rc == OCFStatus.NOT_RUNNING and run.reason.startswith("STUB ")
+
+
+def test_without_ocf_py_start_fails_and_stop_works(lab, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    start = lab.node1.run("start", OCF_FUNCTIONS_DIR=empty)
+    assert start.rc == OCFStatus.ERR_INSTALLED and "ocf.py not found" in start.reason
+    lab.node1.run("start")
+    stop = lab.node1.run("stop", OCF_FUNCTIONS_DIR=empty)
+    assert stop.rc == OCFStatus.SUCCESS and lab.node1.role() is None
+
+
+def test_stop_survives_a_log_file_it_cannot_open(lab):
+    lab.node1.run("start")
+    run = lab.node1.run("stop", HA_LOGFILE="/nonexistent/dir/pacemaker.log")
+    assert run.rc == OCFStatus.SUCCESS and lab.node1.role() is None
+    assert "Traceback" not in run.stderr
+
+
+def test_stop_removes_a_marker_left_half_written(lab):
+    lab.node1.run("start")
+    leftover = lab.node1.marker.parent / (lab.node1.marker.name + ".4242")
+    leftover.write_text("promo")
+    assert lab.node1.run("stop").rc == 0
+    assert not leftover.exists() and lab.node1.role() is None
+
+
+def test_non_ascii_login_is_refused_without_echo(emulator_process, tmp_path):
+    emulator = emulator_process()
+    conf = emulator.write_conf(tmp_path / "bnfos.conf", password="pw\u20acx")
+    run = Agent(tmp_path, conf, "node1").run("start")
+    assert run.rc == OCFStatus.ERR_CONFIGURED and "ASCII" in run.reason
+    assert "\u20ac" not in run.stderr and "pw" not in run.reason
+
+
+def test_degraded_is_not_a_failure_in_the_log(lab):
+    lab.emulator.control.power("fos1", "off")
+    lab.node1.run("start")
+    lab.node1.run("monitor")
+    lines = [line for line in lab.node1.log().splitlines() if "fos1 (127.0.0.1" in line]
+    assert lines and all("WARNING" in line for line in lines)

@@ -71,8 +71,8 @@ class TwoNodes(RuleBasedStateMachine):
         environ = {
             "OCF_RESOURCE_INSTANCE": "isdn", "OCF_RESKEY_config": str(self.conf),
             "OCF_RESKEY_port_b": "node1", "OCF_RESKEY_port_d": "node2",
-            "OCF_RESKEY_http_timeout": "1",
-            "OCF_RESKEY_CRM_meta_on_node": node, "OCF_RESKEY_CRM_meta_timeout": "2000",
+            "OCF_RESKEY_http_timeout": "2",
+            "OCF_RESKEY_CRM_meta_on_node": node, "OCF_RESKEY_CRM_meta_timeout": "4000",
             "OCF_RESKEY_CRM_meta_promoted_max": "1", "HA_RSCTMP": str(self.tmp / node),
         }
         if action == "monitor":
@@ -87,7 +87,7 @@ class TwoNodes(RuleBasedStateMachine):
 
         def runner(argv: list[str], timeout: float):
             if argv[0] == "crm_attribute":
-                self.scores[node] = int(argv[-1]) if "--update" in argv else None
+                self.scores[node] = argv[-1] if "--update" in argv else None
             return 0, "", ""
 
         return BerofosAgent(AgentEnvironment(environ, ["berofos", action]), log,
@@ -164,9 +164,9 @@ class TwoNodes(RuleBasedStateMachine):
             expected = OCFStatus.DEGRADED if lost else OCFStatus.SUCCESS
         assert result == expected, (role, modes, result)
         if lost:
-            assert self.scores[node] == (1 if role == "promoted" else None)
+            assert self.scores[node] == ("1" if role == "promoted" else "-INFINITY")
         else:
-            assert self.scores[node] == (110 if all(m == own for m in modes) else 100)
+            assert self.scores[node] == ("110" if all(m == own for m in modes) else "100")
 
     # -- faults ------------------------------------------------------------------------
 

@@ -74,7 +74,10 @@ def test_crlf_file_is_read():
 
 @pytest.mark.parametrize("text, line, message", [
     ("[fos1]\nport = 80\n", 2, "expected \\[name\\], mac, host or login"),
-    ("[fos1]\n host = 10.0.0.1\n", 2, "starts with a space"),
+    ("[fos1]\n host = 10.0.0.1\n", 2, "starts with a blank"),
+    ("[fos1]\n\x0blogin=admin:pw\n", 2, "starts with a blank"),
+    ("[fos1]\nmacaddr = 00:19:32:00:12:1D\n", 2, "got .macaddr."),
+    ("[fos1]\nlogin = admin:pw\u20ac\n", 2, "printable ASCII"),
     ("[fos1\n", 1, "bad section header"),
     ("[]\n", 1, "bad section header"),
     ("host = 10.0.0.1\n", 1, "outside a \\[device\\] section"),
@@ -221,3 +224,10 @@ def test_near_miss_files_give_devices_or_our_error(lines):
         parse_bnfos_conf("\n".join(lines))
     except ConfigFileError as err:
         assert err.line is not None
+
+
+@given(st.integers(4301, 4400))
+def test_huge_port_is_our_error(length):
+    with pytest.raises(ConfigFileError) as caught:
+        parse_bnfos_conf(f"[fos1]\nhost = 10.0.0.1:{'9' * length}\n", "x.conf")
+    assert caught.value.line == 2

@@ -264,3 +264,95 @@ def test_keys_lists_the_table():
 def test_python_dash_m_and_help():
     result = berofos("--help")
     assert result.returncode == 0 and "switch" in result.stdout
+
+
+def test_netconf_with_every_option_keeps_protection(emulator_process, tmp_path):
+    emulator = emulator_process(extra=["--password", PASSWORD])
+    conf = emulator.write_conf(tmp_path / "bnfos.conf", password=PASSWORD)
+    result = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "netconf",
+                     "-i", "127.0.0.1", "-n", "255.0.0.0", "-g", "127.0.0.254", "-d", "no",
+                     "-p", str(emulator.entries()[0].port), "--phy", "100")
+    assert result.returncode == 0, result.stderr
+    assert "link 100M" in result.stdout
+    described = emulator.control.device("fos1")
+    assert described["settings"]["netmask"] == "255.0.0.0"
+    assert described["settings"]["pwd"] is True  # the HTTP-auth bit was sent back as it was
+
+
+def test_set_mode_waits_for_relays_that_move_late(emulator_process, tmp_path):
+    emulator = emulator_process(extra=["--relay-delay", "0.8"])
+    conf = emulator.write_conf(tmp_path / "bnfos.conf")
+    result = berofos("-c", str(conf), "set", "mode=0", "modedef=0")
+    assert result.returncode == 0, result.stderr
+    assert "(confirmed)" in result.stdout and emulator.control.device("fos1")["relay_mode"] == 0
+
+
+@pytest.mark.parametrize("assignment, text", [
+    ("apwd=secret", "use 'berofos password'"),
+    ("pwd=1", "would lock you out"),
+])
+def test_set_refuses_what_belongs_to_the_password_command(emulator_process, tmp_path,
+                                                         assignment, text):
+    emulator = emulator_process()
+    conf = emulator.write_conf(tmp_path / "bnfos.conf")
+    assert_one_line_error(berofos("-c", str(conf), "set", assignment), 2, text)
+    assert emulator.control.requests("fos1") == []
+
+
+def test_password_with_blanks_is_refused(two_devices):
+    _, conf = two_devices
+    result = berofos("-c", conf, "password", "--stdin", stdin="trailing \n")
+    assert_one_line_error(result, 2, "must not begin or end with blanks")
+
+
+def test_reset_erases_a_device_in_flash_mode(emulator_process, tmp_path):
+    emulator = emulator_process()
+    conf = emulator.write_conf(tmp_path / "bnfos.conf")
+    emulator.control.flash_mode("fos1", True)
+    result = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "reset", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert emulator.control.device("fos1")["firmware"] == "0.0"
+
+
+def test_status_row_of_an_unreachable_device_names_the_problem(two_devices):
+    emulator, conf = two_devices
+    emulator.control.power("fos2", "off")
+    rows = berofos("-c", conf, "status").stdout.splitlines()
+    assert rows[0].split()[-1] == "PROBLEM"
+    fos2 = [row for row in rows if row.startswith("fos2")][0]
+    assert fos2.split()[2:8] == ["no", "-", "-", "-", "-", "-"]
+    assert fos2.endswith("connection reset") or fos2.endswith("without answering")
+
+
+def test_status_of_a_device_without_a_relay_mode_fails(two_devices):
+    emulator, conf = two_devices
+    emulator.control.fault("fos1", "truncate")
+    result = berofos("-c", conf, "-f", "fos1", "status")
+    assert result.returncode == 1
+    assert "no relay mode in config.txt" in result.stdout
+
+
+def test_huge_numbers_are_usage_errors(two_devices):
+    _, conf = two_devices
+    assert_one_line_error(berofos("-c", conf, "set", "wdogitime=" + "9" * 5000), 2,
+                          "is not a number")
+
+
+def test_scan_write_checks_the_file_before_scanning(emulator_process, tmp_path):
+    emulator = emulator_process()
+    result = berofos("--udp-port", str(emulator.udp_port), "scan", "--to", "127.0.0.1",
+                     "--write", str(tmp_path / "missing-dir" / "bnfos.conf"))
+    assert_one_line_error(result, 2, "not writable")
+
+
+def test_missing_device_file_says_how_to_make_one(tmp_path):
+    result = berofos("-c", str(tmp_path / "bnfos.conf"), "switch", "master")
+    assert_one_line_error(result, 2, "berofos scan --write")
+
+
+def test_udp_timeout_suggests_a_broadcast(two_devices):
+    emulator, conf = two_devices
+    emulator.control.power("fos1", "off")
+    result = berofos("-c", conf, "-f", "fos1", "--udp-port", str(emulator.udp_port), "-t", "0.3",
+                     "netconf", "-i", "127.0.0.1")
+    assert_one_line_error(result, 1, "try --to 255.255.255.255")

@@ -149,7 +149,7 @@ def test_switch_to_the_current_position_sends_no_write(emulator):
 
 
 def test_switch_waits_for_relays_acknowledged_before_moving(emulator):
-    emulator.devices[0].options.relay_delay = 0.6
+    emulator.devices[0].options.relay_delay = 1.0
     result = client_for(emulator).switch_relays(RELAY_A_D, Deadline(10))
     assert result.changed and emulator.devices[0].relay_mode == RELAY_A_D
     reads = [r for r in emulator.devices[0].requests if r["path"] == "/config.txt"]
@@ -234,7 +234,7 @@ def test_new_password_is_used_for_the_read_back(emulator):
 def test_devices_are_read_concurrently():
     with Emulator([("127.0.0.1", 0)] * 8, udp_port=None) as emulator:
         for device in emulator.devices:
-            device.add_fault(Fault("latency", seconds=0.5))
+            device.add_fault(Fault("latency", seconds=1.5))  # longer than 8 thread starts
         clients = [BerofosClient(e) for e in entries_for(emulator)]
         statuses = read_status(clients, Deadline(20))
         assert all(s.reachable for s in statuses)
@@ -254,3 +254,64 @@ def test_proxy_variables_are_ignored(emulator, monkeypatch):
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     assert client_for(emulator).read_settings().relay_mode == RELAY_A_B
+
+
+class _RawServer:
+    """A TCP server on loopback answering every connection with ``answer(conn)``."""
+
+    def __init__(self, answer) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self._answer = answer
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                try:
+                    self._answer(conn)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_oversized_answer_is_a_protocol_error():
+    body = b"bnfos_confmap_magic=0.1\n" + b"x" * 70_000
+    server = _RawServer(lambda conn: conn.sendall(
+        b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body))
+    try:
+        client = BerofosClient(DeviceEntry("fos1", host="127.0.0.1", port=server.port))
+        with pytest.raises(ProtocolError, match="larger than 65536 bytes"):
+            client.read_settings()
+    finally:
+        server.close()
+
+
+def test_trickling_answer_ends_at_the_deadline():
+    def trickle(conn):
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(100):
+            conn.sendall(b"x" * 5000)
+            time.sleep(0.2)
+
+    server = _RawServer(trickle)
+    try:
+        client = BerofosClient(DeviceEntry("fos1", host="127.0.0.1", port=server.port))
+        started = time.monotonic()
+        with pytest.raises(DeviceTimeout, match="still arriving"):
+            client.read_settings(Deadline(1.0))
+        assert time.monotonic() - started < 10  # bounded by the deadline, not by 100 x 0.2 s
+    finally:
+        server.close()

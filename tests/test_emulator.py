@@ -296,9 +296,9 @@ def test_gbl4_kicks_keep_the_watchdog_from_expiring():
         kicked, neglected = emulator.devices
         client = gbl4(emulator)
         for device in emulator.devices:
-            assert write(device, "cmd=2&wintv=1").status_code == 200
+            assert write(device, "cmd=2&wintv=2").status_code == 200
             assert write(device, "cmd=6&wen=1").status_code == 200
-        until = time.monotonic() + 1.2  # longer than the 1 s interval
+        until = time.monotonic() + 2.5  # longer than the 2 s interval, kicks 10 times as often
         while time.monotonic() < until:
             client.kick(kicked.mac, LOOPBACK)
             time.sleep(0.2)
@@ -406,7 +406,7 @@ def test_power_cycle_comes_back_by_itself(http_emulator):
 
 
 def test_relay_delay_acknowledges_before_the_relays_move():
-    options = DeviceOptions(relay_delay=0.5)
+    options = DeviceOptions(relay_delay=1.5)  # ample: the read below comes within it
     with Emulator([(LOOPBACK, 0)], udp_port=None, options=options) as emulator:
         device = emulator.devices[0]
         assert write(device, "cmd=4&mode=0").status_code == 200
@@ -709,3 +709,9 @@ def test_request_log_hides_percent_encoded_password_names(emulator):
     logged = device.requests[-1]["path"]
     assert "hidden1" not in logged and "hidden2" not in logged
     assert device.password == "hidden2"
+
+
+def test_huge_number_in_a_request_is_a_bad_request(http_emulator):
+    device = http_emulator.devices[0]
+    assert write(device, "cmd=2&wintv=" + "9" * 5000).status_code == 400
+    assert write(device, "cmd=" + "1" * 5000 + "&sz=0").status_code == 400

@@ -328,3 +328,26 @@ def test_ipv4_parser_gives_quad_or_our_error(text):
     except BerofosError:
         return
     assert len(result.split(".")) == 4 and all(0 <= int(p) <= 255 for p in result.split("."))
+
+
+long_digits = st.integers(4301, 4400).map(lambda n: "9" * n)
+
+
+@given(long_digits, st.sampled_from(["2_wintv", "0_wretv", "6_wstate", "3_port"]))
+def test_huge_numbers_on_the_wire_are_our_error(digits, wire):
+    settings = parse_config_txt(f"bnfos_confmap_magic=0.1\n{wire}={digits}\n")
+    assert settings.invalid()
+    with pytest.raises(FormatError):
+        settings[[k.name for k in KEYS if k.wire == wire][0]]
+
+
+@given(long_digits)
+def test_huge_numbers_typed_by_people_are_our_error(digits):
+    with pytest.raises(InvalidValue):
+        lookup("wdogitime").parse_user(digits)
+
+
+@given(long_digits)
+def test_huge_cmd_is_our_error(digits):
+    with pytest.raises(FormatError):
+        parse_query(f"cmd={digits}&mode=1")

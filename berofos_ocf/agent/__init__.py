@@ -25,12 +25,18 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     environ = os.environ if environ is None else environ
     from .environment import AgentEnvironment
 
-    env = AgentEnvironment(environ, argv)
-    if env.action == "meta-data":
-        from .metadata import metadata_xml
+    action = argv[1] if len(argv) > 1 else ""
+    try:
+        env = AgentEnvironment(environ, argv)
+        if env.action == "meta-data":
+            from .metadata import metadata_xml
 
-        sys.stdout.write(metadata_xml())
-        return 0
-    from .actions import run_action
+            sys.stdout.write(metadata_xml())
+            return 0
+        from .actions import run_action
 
-    return run_action(env)
+        return run_action(env)
+    except Exception as err:  # last resort: a failed stop would get the node fenced
+        sys.stderr.write(f"ocf-exit-reason:internal error in {action}: "
+                         f"{type(err).__name__}: {err}\n")
+        return 0 if action == "stop" else 1

@@ -52,6 +52,12 @@ def time_budget(timeout: float) -> float:
     return max(timeout - margin, 0.5)
 
 
+def device_budget(budget: float) -> float:
+    """The part of the budget devices may use: the rest is kept for crm_attribute,
+    so that a promote that spent its time retrying can still withdraw its score."""
+    return budget - min(2.0, budget * 0.25)
+
+
 class _Setup:
     """The resource's configuration, validated: who we are and which devices."""
 
@@ -72,15 +78,27 @@ class _Setup:
 
 
 class _Health:
-    """One device as seen from this node by one read."""
+    """One device as seen from this node by one read.
 
-    __slots__ = ("device", "mode", "problem", "watchdog_on")
+    ``problem``: why it cannot be used from here (None: it can); ``watchdog``:
+    what its hardware watchdog puts at risk (None: nothing).
+    """
 
-    def __init__(self, device, mode=None, problem=None, watchdog_on=False) -> None:
+    __slots__ = ("device", "mode", "problem", "watchdog")
+
+    def __init__(self, device, mode=None, problem=None, watchdog=None) -> None:
         self.device = device
         self.mode = mode
         self.problem = problem
-        self.watchdog_on = watchdog_on
+        self.watchdog = watchdog
+
+
+def _watchdog_risk(values: dict) -> str | None:
+    if values.get("wdogstate") == 2:
+        return "hardware watchdog fired (relays dropped to A--D)"
+    if values.get("wdog") or values.get("wdogstate") == 1:
+        return "hardware watchdog enabled, relays will fall to A--D"
+    return None
 
 
 def _device_names(text: str) -> list[str]:
@@ -91,13 +109,16 @@ class BerofosAgent:
     """One action of one instance."""
 
     def __init__(self, env: AgentEnvironment, log: AgentLog, *, runner=run_command,
-                 clock=time.monotonic, hostname=None) -> None:
+                 clock=time.monotonic, sleep=time.sleep, hostname=None) -> None:
         self.env = env
         self.log = log
         self._runner = runner
         self._clock = clock
+        self._sleep = sleep
         self._hostname = hostname or (lambda: os.uname().nodename)
-        self.deadline = Deadline(time_budget(env.timeout), clock=clock)
+        budget = time_budget(env.timeout)
+        self.deadline = Deadline(budget, clock=clock)
+        self.device_deadline = Deadline(device_budget(budget), clock=clock)
         self.marker = RoleMarker(env.rsc_tmp, env.instance)
         self._node: str | None = None
         self._score: PromotionScore | None = None
@@ -149,7 +170,7 @@ class BerofosAgent:
             self._score = PromotionScore(self.env.instance, self.node_name(),
                                          enabled=self.env.promotable, log=self.log,
                                          runner=self._runner,
-                                         timeout=self.deadline.bound(5.0))
+                                         timeout=lambda: self.deadline.bound(5.0))
         return self._score
 
     def _parameters(self) -> dict[str, object]:
@@ -161,9 +182,10 @@ class BerofosAgent:
                 raise AgentFailure(OCFStatus.ERR_CONFIGURED,
                                    f"parameter {parameter.name} is required")
             if parameter.type == "integer":
-                if not text.isdigit() or not text.isascii():
+                if not text.isdigit() or not text.isascii() or len(text) > 9:
                     raise AgentFailure(OCFStatus.ERR_CONFIGURED,
-                                       f"{parameter.name}={text!r} is not a whole number")
+                                       f"{parameter.name}={text[:20]!r} is not a whole number "
+                                       f"from {parameter.minimum} to {parameter.maximum}")
                 number = int(text)
                 if not parameter.minimum <= number <= parameter.maximum:
                     raise AgentFailure(OCFStatus.ERR_CONFIGURED,
@@ -206,7 +228,8 @@ class BerofosAgent:
     def _clients(self, setup: _Setup) -> list:
         from ..client import BerofosClient
 
-        return [BerofosClient(device, timeout=setup.http_timeout) for device in setup.devices]
+        return [BerofosClient(device, timeout=setup.http_timeout, clock=self._clock,
+                              sleep=self._sleep) for device in setup.devices]
 
     def read_devices(self, setup: _Setup) -> list[_Health]:
         """Read every device once, in parallel, within the action's budget."""
@@ -215,7 +238,7 @@ class BerofosAgent:
 
         clients = self._clients(setup)
         health = []
-        for client, status in zip(clients, read_status(clients, self.deadline)):
+        for client, status in zip(clients, read_status(clients, self.device_deadline)):
             if status.error is not None:
                 health.append(_Health(client.device, problem=str(status.error)))
                 continue
@@ -224,9 +247,8 @@ class BerofosAgent:
             except BerofosError as err:
                 health.append(_Health(client.device, problem=str(err)))
                 continue
-            values = status.settings.values()
-            watchdog_on = bool(values.get("wdog")) or values.get("wdogstate") == 1
-            health.append(_Health(client.device, mode=mode, watchdog_on=watchdog_on))
+            health.append(_Health(client.device, mode=mode,
+                                  watchdog=_watchdog_risk(status.settings.values())))
         return health
 
     def refresh_score(self, setup: _Setup, health: list[_Health], role: str | None) -> None:
@@ -266,7 +288,7 @@ class BerofosAgent:
         except OSError as err:
             self.log.warning(f"could not remove {self.marker.path}: {err.strerror}")
         if self.env.promotable:
-            self.score.withhold()
+            self.score.delete()
         return OCFStatus.SUCCESS
 
     def demote(self) -> OCFStatus:
@@ -286,8 +308,9 @@ class BerofosAgent:
             raise AgentFailure(OCFStatus.NOT_RUNNING, "promote of an instance that is not started")
         setup = self.setup()
         clients = self._clients(setup)
-        outcomes = for_each_device(lambda c: c.switch_relays(setup.own_mode, self.deadline),
-                                   clients, self.deadline, label=lambda c: c.label)
+        deadline = self.device_deadline
+        outcomes = for_each_device(lambda c: c.switch_relays(setup.own_mode, deadline),
+                                   clients, deadline, label=lambda c: c.label)
         failures = []
         for outcome in outcomes:
             if isinstance(outcome, Exception):
@@ -324,16 +347,14 @@ class BerofosAgent:
     def _verdict(self, setup: _Setup, health: list[_Health], role: str) -> OCFStatus:
         elsewhere = [h for h in health if h.mode is not None and h.mode != setup.own_mode]
         lost = [h.problem for h in health if h.problem]
-        watchdog = [h.device.label for h in health if h.watchdog_on]
-        risks = lost + [f"{label}: hardware watchdog enabled, relays will fall to A--D"
-                        for label in watchdog]
+        risks = lost + [f"{h.device.label}: {h.watchdog}" for h in health if h.watchdog]
         if role == PROMOTED and elsewhere:
             first = elsewhere[0]
             raise AgentFailure(OCFStatus.FAILED_PROMOTED,
                                f"{first.device.label} relays at {self._position(setup, first.mode)}"
                                f", expected {self._position(setup, setup.own_mode)}")
         if risks:
-            self.log.exit_reason("; ".join(risks))
+            self.log.degraded("; ".join(risks))
             return (OCFStatus.DEGRADED_PROMOTED if role == PROMOTED else OCFStatus.DEGRADED)
         return OCFStatus.RUNNING_PROMOTED if role == PROMOTED else OCFStatus.SUCCESS
 
@@ -350,14 +371,12 @@ class BerofosAgent:
 
     def _validate_devices(self, setup: _Setup) -> OCFStatus:
         from ..client import read_status
-        from ..errors import CredentialsRejected
 
         clients = self._clients(setup)
-        for client, status in zip(clients, read_status(clients, self.deadline)):
-            if isinstance(status.error, CredentialsRejected):
-                raise AgentFailure(OCFStatus.ERR_ARGS, str(status.error))
+        for client, status in zip(clients, read_status(clients, self.device_deadline)):
             if status.error is not None:
-                raise AgentFailure(OCFStatus.ERR_GENERIC, str(status.error))
+                # not usable from this host: the answer validate-all has for it
+                raise AgentFailure(OCFStatus.ERR_ARGS, str(status.error))
             values = status.settings.values()
             if values.get("wdog") or values.get("wdogdef"):
                 raise AgentFailure(OCFStatus.ERR_CONFIGURED,

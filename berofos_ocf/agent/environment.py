@@ -15,10 +15,12 @@ from .table import PARAMETERS_BY_NAME, default_timeout
 DEFAULT_RSCTMP = "/run/resource-agents"
 
 
-def _milliseconds(text: str | None) -> int | None:
-    if text is None or not text.strip().isdigit():
+def _whole_number(text: str | None) -> int | None:
+    text = (text or "").strip()
+    # bounded length: int() refuses huge digit strings with a ValueError
+    if not text.isdigit() or not text.isascii() or len(text) > 12:
         return None
-    return int(text.strip())
+    return int(text)
 
 
 class AgentEnvironment:
@@ -32,14 +34,13 @@ class AgentEnvironment:
         self.program = argv[0] if argv else "berofos"
         instance = environ.get("OCF_RESOURCE_INSTANCE") or "berofos"
         self.instance = instance.split(":", 1)[0]  # anonymous clone: no :N
-        self.interval_ms = _milliseconds(environ.get("OCF_RESKEY_CRM_meta_interval"))
-        timeout_ms = _milliseconds(environ.get("OCF_RESKEY_CRM_meta_timeout"))
+        self.interval_ms = _whole_number(environ.get("OCF_RESKEY_CRM_meta_interval"))
+        timeout_ms = _whole_number(environ.get("OCF_RESKEY_CRM_meta_timeout"))
         self.timeout = timeout_ms / 1000 if timeout_ms else float(default_timeout(self.action))
         self.on_node = environ.get("OCF_RESKEY_CRM_meta_on_node") or None
-        self.promotable = any(environ.get(name) for name in (
+        self.promotable = any((environ.get(name) or "0").strip() not in ("", "0") for name in (
             "OCF_RESKEY_CRM_meta_promoted_max", "OCF_RESKEY_CRM_meta_master_max"))
-        level = environ.get("OCF_CHECK_LEVEL", "0").strip()
-        self.check_level = int(level) if level.isdigit() else 0
+        self.check_level = _whole_number(environ.get("OCF_CHECK_LEVEL")) or 0
         self.rsc_tmp = environ.get("HA_RSCTMP") or DEFAULT_RSCTMP
         self.debug = environ.get("HA_debug", "0").strip() not in ("", "0", "false", "no")
 

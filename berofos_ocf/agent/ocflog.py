@@ -21,13 +21,23 @@ import logging
 import os
 import sys
 
+_FORMAT = ("berofos(%(OCF_RESOURCE_INSTANCE)s)[%(process)s]:\t%(asctime)s%(levelname)s: "
+           "%(message)s")
+
 
 class AgentLog:
-    """Log lines and exit reasons, whatever the backend."""
+    """Log lines and exit reasons, whatever the backend.
 
-    def __init__(self, logger, exit_reason, *, missing: str | None = None) -> None:
+    ``exit_reason`` is for failures (also logged as an error, as ``ocf.py``
+    does); ``degraded`` gives the same ``ocf-exit-reason:`` line for a
+    degraded monitor but logs it as a warning, since it repeats every interval.
+    """
+
+    def __init__(self, logger, exit_reason, *, prefix: str = "ocf-exit-reason:",
+                 missing: str | None = None) -> None:
         self._logger = logger
         self._exit_reason = exit_reason
+        self._prefix = prefix
         self.missing = missing  # why ocf.py could not be loaded, if it could not
 
     def debug(self, message: str) -> None:
@@ -46,43 +56,59 @@ class AgentLog:
         """The ``ocf-exit-reason:`` line that crm_mon shows (also logged as an error)."""
         self._exit_reason(message)
 
+    def degraded(self, message: str) -> None:
+        sys.stderr.write(f"{self._prefix}{message}\n")
+        sys.stderr.flush()
+        self._logger.warning(message)
+
 
 def _functions_dir(environ) -> str:
     root = environ.get("OCF_ROOT") or "/usr/lib/ocf"
     return environ.get("OCF_FUNCTIONS_DIR") or os.path.join(root, "lib", "heartbeat")
 
 
+def _load_ocf(path: str):
+    # Loaded from its file, not by name from sys.path: another module called
+    # "ocf" must not stand in for it.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ocf", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def open_log(environ, debug: bool) -> AgentLog:
     """Load ``ocf.py`` and return a log at the level ``HA_debug`` asks for."""
-    directory = _functions_dir(environ)
-    if directory not in sys.path:
-        sys.path.append(directory)
+    prefix = environ.get("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:")
+    path = os.path.join(_functions_dir(environ), "ocf.py")
+    if not os.path.exists(path):
+        return _stderr_log(prefix, f"resource-agents' ocf.py not found: {path}")
     try:
-        import ocf
-    except ImportError:
-        return _stderr_log(environ, f"resource-agents' ocf.py not found in {directory}")
+        ocf = _load_ocf(path)
+    except Exception as err:  # e.g. HA_LOGFILE in a missing directory: stop must still work
+        return _stderr_log(prefix, f"{path} failed to load: {type(err).__name__}: {err}")
     level = logging.DEBUG if debug else logging.INFO
     for handler in ocf.log.handlers:
         handler.setLevel(level)
-        # ocf.py names the Python file that logged (ocflog.py); the log
-        # should name the agent, as shell agents' lines do.
-        formatter = handler.formatter
-        if formatter is not None and "%(filename)s" in (formatter._fmt or ""):
-            handler.setFormatter(logging.Formatter(
-                formatter._fmt.replace("%(filename)s", "berofos"), formatter.datefmt))
-    return AgentLog(ocf.logger, ocf.ocf_exit_reason)
+        if not isinstance(handler, ocf.SyslogLibHandler):
+            # ocf.py's format names the Python file that logged (ocflog.py);
+            # the line should name the agent, as shell agents' lines do.
+            handler.setFormatter(logging.Formatter(_FORMAT, datefmt=ocf.HA_DATEFMT))
+    return AgentLog(ocf.logger, ocf.ocf_exit_reason, prefix=prefix)
 
 
-def _stderr_log(environ, missing: str) -> AgentLog:
+
+def _stderr_log(prefix: str, missing: str) -> AgentLog:
     logger = logging.getLogger("berofos")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("berofos: %(levelname)s: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    prefix = environ.get("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:")
+    logger.warning(missing)
 
     def exit_reason(message: str) -> None:
         sys.stderr.write(f"{prefix}{message}\n")
         sys.stderr.flush()
 
-    return AgentLog(logger, exit_reason, missing=missing)
+    return AgentLog(logger, exit_reason, prefix=prefix, missing=missing)

@@ -42,15 +42,26 @@ class RoleMarker:
         """Replace the marker atomically (a half-written role must not exist)."""
         os.makedirs(self.directory, mode=0o755, exist_ok=True)
         temporary = f"{self.path}.{os.getpid()}"
-        with open(temporary, "w", encoding="ascii") as handle:
-            handle.write(role + "\n")
-        os.replace(temporary, self.path)
+        try:
+            with open(temporary, "w", encoding="ascii") as handle:
+                handle.write(role + "\n")
+            os.replace(temporary, self.path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
 
     def remove(self) -> None:
+        """Remove the marker, and any temporary left by an action killed mid-write."""
+        prefix = os.path.basename(self.path) + "."
         try:
-            os.unlink(self.path)
+            leftovers = [name for name in os.listdir(self.directory) if name.startswith(prefix)]
         except FileNotFoundError:
-            pass
+            leftovers = []
+        for name in [os.path.basename(self.path)] + leftovers:
+            try:
+                os.unlink(os.path.join(self.directory, name))
+            except FileNotFoundError:
+                pass
 
 
 def run_command(argv: list[str], timeout: float) -> tuple[int, str, str]:
@@ -73,11 +84,17 @@ class PromotionScore:
     """This node's promotion score for the clone, through ``crm_attribute``.
 
     ``enabled`` is False outside a promotable clone: then nothing is run.
-    ``runner(argv, timeout)`` returns (status, stdout, stderr), see :func:`run_command`.
+    ``runner(argv, timeout)`` returns (status, stdout, stderr), see :func:`run_command`;
+    ``timeout()`` gives the seconds each call may take.
+
+    Withholding sets ``-INFINITY`` rather than deleting: a node without a score
+    still gets role=Promoted location scores added to a base of -1, so a
+    preferred node that cannot reach the devices would be promoted anyway.
+    Only stop deletes the score.
     """
 
     def __init__(self, instance: str, node: str, *, enabled: bool, log, runner=run_command,
-                 timeout: float = 5.0) -> None:
+                 timeout=lambda: 5.0) -> None:
         self.instance = instance
         self.node = node
         self.enabled = enabled
@@ -90,7 +107,7 @@ class PromotionScore:
             return
         argv = ["crm_attribute", f"--promotion={self.instance}", "--node", self.node,
                 "--lifetime", "reboot", *arguments]
-        status, _, error = self._runner(argv, self._timeout)
+        status, _, error = self._runner(argv, self._timeout())
         if status != 0:
             self._log.warning(f"could not {what} the promotion score of {self.node} "
                               f"(crm_attribute {' '.join(arguments)}): "
@@ -101,6 +118,11 @@ class PromotionScore:
         self._run("set", "--update", str(score))
 
     def withhold(self) -> None:
-        """Delete the score: this node must not be promoted."""
-        self._log.debug(f"promotion score of {self.node}: withheld")
+        """This node must not be promoted, whatever location rules prefer it."""
+        self._log.debug(f"promotion score of {self.node}: -INFINITY (withheld)")
+        self._run("withhold", "--update", "-INFINITY")
+
+    def delete(self) -> None:
+        """No score at all: the instance is stopped."""
+        self._log.debug(f"promotion score of {self.node}: deleted")
         self._run("delete", "--delete")

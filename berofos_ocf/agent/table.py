@@ -95,14 +95,15 @@ manual switch: Pacemaker recovers and promote moves them back), 190/191 \
 degraded when a device cannot be reached from this node or its watchdog is \
 enabled. Each monitor also refreshes this node's promotion score: 100 when \
 every device answers from here, 10 more when the relays already point here, \
-none when a device cannot be reached (a node that cannot move the relays is \
-never promoted), 1 on the promoted node when it loses sight of a device (a \
+-INFINITY when a device cannot be reached (a node that cannot move the \
+relays is never promoted, whatever location rules prefer it), 1 on the promoted node when it loses sight of a device (a \
 node that reaches every device takes over; a berofos down for everyone does \
 not demote the PBX that holds the lines). A location constraint with \
 role=Promoted and a score above 10 makes a node preferred.
 
-The cluster must guarantee a single promoted instance: fencing, or quorum \
-(a third node, or two_node in corosync). Keep the clone off nodes that are \
+The cluster must guarantee a single promoted instance: fencing, or a third \
+vote (a quorum node or a qdevice); two_node alone does not survive a network \
+split without fencing. Keep the clone off nodes that are \
 neither port_b nor port_d (location constraint -INFINITY): there, start fails \
 with OCF_ERR_ARGS."""
 

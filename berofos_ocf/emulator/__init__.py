@@ -143,6 +143,8 @@ class Emulator:
 
     def stop(self) -> None:
         self._stop.set()
+        for device in self.devices:
+            device.shutdown()
         if self.control:
             self.control.stop()
         for server in self._servers:

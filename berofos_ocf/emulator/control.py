@@ -39,6 +39,8 @@ class ControlError(BerofosError):
 
 
 class ControlServer(ThreadingHTTPServer):
+    """Serves the control interface of one emulator in a thread of its own."""
+
     daemon_threads = True
     allow_reuse_address = True
 

@@ -34,7 +34,16 @@ from urllib.parse import unquote
 from ..configtxt import Settings, render_config_txt
 from ..errors import InvalidValue
 from ..gbl4 import Options, PAGE_SIZE, image_checksum
-from ..keys import KEYS, KEYS_BY_NAME, RELAY_A_B, RELAY_A_D, Kind, Key, parse_ipv4
+from ..keys import (
+    KEYS,
+    KEYS_BY_NAME,
+    RELAY_A_B,
+    RELAY_A_D,
+    Key,
+    Kind,
+    parse_decimal,
+    parse_ipv4,
+)
 
 # The firmware renders these with its checkbox macro: on the legacy firmware a
 # group write that omits one of them turns it off.
@@ -54,6 +63,8 @@ FAULT_KINDS = (
     "no-challenge",  # 401 without WWW-Authenticate
     "ignore-writes", # acknowledge ?cmd= requests without acting on them
 )
+
+_REQUEST_LOG_SIZE = 10_000  # an emulator left running must not grow without bound
 
 # Unknown lines printed by firmware 1.5.7.
 _UNKNOWN_LINES = {"1_szd00": "0", "1_szd01": "0", "2_mail": ""}
@@ -144,6 +155,7 @@ class EmulatedDevice:
             self.values["pwd"] = True
         self.powered = True
         self.flash_mode = False
+        self.ip_acl = False
         self.firmware = (1, 53)
         self.bootloader = (1, 2)
         self.image: bytes | None = None
@@ -152,7 +164,7 @@ class EmulatedDevice:
         self._wdog_expires = 0.0
         self._faults: list[Fault] = []
         self.fault_generation = 0  # bumped by clear_faults: releases hanging requests
-        self.requests: list[dict] = []
+        self.requests: list[dict] = []  # the newest _REQUEST_LOG_SIZE
         self.refused_connections = 0  # while powered off or in flash mode
         self._pending_move: threading.Timer | None = None
         self._power_timer: threading.Timer | None = None
@@ -254,9 +266,7 @@ class EmulatedDevice:
             self.values[name] = value
 
     def _request_relays(self, mode: int, cause: str) -> None:
-        if self._pending_move is not None:
-            self._pending_move.cancel()
-            self._pending_move = None
+        self._cancel_pending_move()
         delay = self.options.relay_delay if cause == "http" else 0.0
         if delay <= 0:
             self._move_relays(mode, cause)
@@ -266,8 +276,17 @@ class EmulatedDevice:
         self._pending_move = timer
         timer.start()
 
+    def _cancel_pending_move(self) -> None:
+        if self._pending_move is not None:
+            self._pending_move.cancel()
+            self._pending_move = None
+
     def _delayed_move(self, mode: int, cause: str) -> None:
         with self._lock:
+            # A timer that fired while a newer request held the lock has been
+            # superseded: cancel() came too late to stop it, this check does not.
+            if self._pending_move is not threading.current_thread():
+                return
             self._pending_move = None
             if self.powered:
                 self._move_relays(mode, cause)
@@ -315,9 +334,7 @@ class EmulatedDevice:
             self._cancel_power_timer()
             if not self.powered:
                 return
-            if self._pending_move is not None:
-                self._pending_move.cancel()
-                self._pending_move = None
+            self._cancel_pending_move()
             self.powered = False
             self._wdog_state = 0
             self._move_relays(RELAY_A_D, "power-off")  # the relays' rest position
@@ -339,15 +356,26 @@ class EmulatedDevice:
         """Power off now and on again after ``off_seconds``."""
         with self._lock:
             self.power_off()
-            timer = threading.Timer(off_seconds, self.power_on)
+            timer = threading.Timer(off_seconds, self._timed_power_on)
             timer.daemon = True
             self._power_timer = timer
             timer.start()
+
+    def _timed_power_on(self) -> None:
+        with self._lock:
+            if self._power_timer is threading.current_thread():  # not superseded
+                self.power_on()
 
     def _cancel_power_timer(self) -> None:
         if self._power_timer is not None and self._power_timer is not threading.current_thread():
             self._power_timer.cancel()
         self._power_timer = None
+
+    def shutdown(self) -> None:
+        """Cancel pending timers (a delayed relay move, a power-on): the emulator stops."""
+        with self._lock:
+            self._cancel_pending_move()
+            self._cancel_power_timer()
 
     def set_flash_mode(self, on: bool) -> None:
         """The black button held at power-on: the bootloader takes over (no watchdog)."""
@@ -384,6 +412,13 @@ class EmulatedDevice:
             raise InvalidValue(f"unknown fault {fault.kind!r} (known: {', '.join(FAULT_KINDS)})")
         if fault.scope not in ("all", "read", "write"):
             raise InvalidValue("fault scope is all, read or write")
+        if fault.count is not None and (type(fault.count) is not int or fault.count < 1):
+            raise InvalidValue("fault count is a whole number of requests, 1 or more")
+        if isinstance(fault.seconds, bool) or not isinstance(fault.seconds, (int, float)) \
+                or fault.seconds < 0:
+            raise InvalidValue("fault seconds is a number, 0 or more")
+        if type(fault.status) is not int or not 100 <= fault.status <= 599:
+            raise InvalidValue("fault status is an HTTP status from 100 to 599")
         with self._lock:
             self._faults.append(fault)
 
@@ -413,6 +448,8 @@ class EmulatedDevice:
             now = self._wall_clock()
             self.requests.append({"received": received or now, "time": now, "path": path,
                                   "status": status})
+            if len(self.requests) > _REQUEST_LOG_SIZE:
+                del self.requests[0]
 
     # -- GBL4 --------------------------------------------------------------------------
 
@@ -422,6 +459,8 @@ class EmulatedDevice:
             options = Options.DHCP if self.values["dhcp"] else 0
             if self.values["pwd"]:
                 options |= Options.HTTP_AUTH
+            if self.ip_acl:
+                options |= Options.IP_ACL
             return {
                 "mac": self.mac, "hw_magic": 0x0050, "bootloader": self.bootloader,
                 "firmware": self.firmware, "dev_mode": 1 if self.flash_mode else 0,
@@ -432,12 +471,19 @@ class EmulatedDevice:
             }
 
     def netconf(self, ip: str, netmask: str, gateway: str, options: int, http_port: int) -> int:
-        """Apply a GBL4 netconf; return the error code for the reply (0 = OK)."""
+        """Apply a GBL4 netconf; return the error code for the reply (0 = OK).
+
+        The options byte sets DHCP, password protection and the IP ACL, as the
+        scan reply reports them.  The emulator keeps serving on its --listen
+        address: whether a real device moves at once is not known.
+        """
         with self._lock:
             if not 1 <= http_port <= 65535:
                 return 1
             self.values.update(address=ip, netmask=netmask, gateway=gateway,
-                               dhcp=bool(options & Options.DHCP), port=http_port)
+                               dhcp=bool(options & Options.DHCP),
+                               pwd=bool(options & Options.HTTP_AUTH), port=http_port)
+            self.ip_acl = bool(options & Options.IP_ACL)
             return 0
 
     def flash_prepare(self, pages: int, checksum: int) -> bool:
@@ -540,10 +586,10 @@ def _parse_request_value(key: Key, text: str) -> object:
             raise RequestRejected(f"{key.param}={text!r} is not 0 or 1")
         return flag if key.kind == Kind.BOOL else int(flag)
     if key.kind == Kind.INT:
-        if not (text.isdigit() and text.isascii()) or not (
-                key.minimum <= int(text) <= (key.maximum or 65535)):
-            raise RequestRejected(f"{key.param}={text!r} is out of range")
-        return int(text)
+        number = parse_decimal(text)
+        if number is None or not key.minimum <= number <= (key.maximum or 65535):
+            raise RequestRejected(f"{key.param}={text[:20]!r} is out of range")
+        return number
     if key.kind == Kind.IPV4:
         try:
             return parse_ipv4(text)
