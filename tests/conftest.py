@@ -242,12 +242,12 @@ class Agent:
         return self.crm_log.read_text().splitlines()
 
     def last_score(self) -> str | None:
-        """``--update N`` → "N" (withheld: "-INFINITY"), ``--delete`` → None, none → KeyError."""
+        """``--update=N`` → "N" (withheld: "-INFINITY"), ``--delete`` → None, none → KeyError."""
         calls = self.crm_calls()
         if not calls:
             raise KeyError("crm_attribute was never called")
-        last = calls[-1].split()
-        return last[last.index("--update") + 1] if "--update" in last else None
+        updates = [arg for arg in calls[-1].split() if arg.startswith("--update=")]
+        return updates[0].split("=", 1)[1] if updates else None
 
     def log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""

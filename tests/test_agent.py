@@ -9,6 +9,7 @@ score calls.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -295,7 +296,7 @@ def test_start_scores(lab):
     assert lab.node1.last_score() == "110"  # relays already at port B
     assert lab.node2.last_score() == "100"
     call = lab.node1.crm_calls()[-1]
-    assert call == "--promotion=isdn --node node1 --lifetime reboot --update 110"
+    assert call == "--promotion=isdn --node node1 --lifetime reboot --update=110"
 
 
 def test_promote_moves_every_device_logs_and_confirms(lab):
@@ -437,7 +438,7 @@ def test_failing_crm_attribute_never_fails_an_action(lab):
     for action, expected in (("start", 0), ("monitor", 0), ("promote", 0), ("monitor", 8),
                              ("stop", 0)):
         assert lab.node2.run(action, FAKE_CRM_STATUS=1).rc == expected
-    assert ("could not set the promotion score of node2 (crm_attribute --update 100): "
+    assert ("could not set the promotion score of node2 (crm_attribute --update=100): "
             "exit status 1") in lab.node2.log()
 
 
@@ -560,3 +561,30 @@ def test_degraded_is_not_a_failure_in_the_log(lab):
     lab.node1.run("monitor")
     lines = [line for line in lab.node1.log().splitlines() if "fos1 (127.0.0.1" in line]
     assert lines and all("WARNING" in line for line in lines)
+
+
+def test_the_real_crm_attribute_takes_every_call(lab, tmp_path):
+    """The fake records calls; this runs Pacemaker's own crm_attribute on a CIB file,
+    so that an argument it would parse differently (a bare -INFINITY) shows."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True,
+                                  check=True).stdout)
+    env = dict(os.environ, CIB_file=str(cib))
+    for section, xml in (("nodes", '<node id="1" uname="node1"/>'),
+                         ("status", '<node_state id="1" uname="node1"/>')):
+        subprocess.run(["cibadmin", "--create", "-o", section, "--xml-text", xml], env=env,
+                       check=True, capture_output=True)
+
+    def score():
+        result = subprocess.run(["crm_attribute", "--promotion=isdn", "--node", "node1",
+                                 "--lifetime", "reboot", "--query", "--quiet"], env=env,
+                                capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    real = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CIB_file": str(cib)}
+    assert lab.node1.run("start", **real).rc == 0 and score() == "110"
+    lab.emulator.control.power("fos2", "off")
+    assert lab.node1.run("monitor", **real).rc == OCFStatus.DEGRADED
+    assert score() == "-INFINITY"
+    assert lab.node1.run("stop", **real).rc == 0 and score() is None
+    assert "could not" not in lab.node1.log()

@@ -87,7 +87,8 @@ class TwoNodes(RuleBasedStateMachine):
 
         def runner(argv: list[str], timeout: float):
             if argv[0] == "crm_attribute":
-                self.scores[node] = argv[-1] if "--update" in argv else None
+                updates = [arg for arg in argv if arg.startswith("--update=")]
+                self.scores[node] = updates[0].split("=", 1)[1] if updates else None
             return 0, "", ""
 
         return BerofosAgent(AgentEnvironment(environ, ["berofos", action]), log,

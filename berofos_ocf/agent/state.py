@@ -115,12 +115,13 @@ class PromotionScore:
 
     def set(self, score: int) -> None:
         self._log.debug(f"promotion score of {self.node}: {score}")
-        self._run("set", "--update", str(score))
+        self._run("set", f"--update={score}")
 
     def withhold(self) -> None:
         """This node must not be promoted, whatever location rules prefer it."""
         self._log.debug(f"promotion score of {self.node}: -INFINITY (withheld)")
-        self._run("withhold", "--update", "-INFINITY")
+        # one argument: a separate "-INFINITY" is parsed as options -I -N FINITY
+        self._run("withhold", "--update=-INFINITY")
 
     def delete(self) -> None:
         """No score at all: the instance is stopped."""
