@@ -785,7 +785,8 @@ def _add_udp_commands(commands) -> None:
     sub.add_argument("--window", type=_positive, default=3.0, metavar="SECONDS",
                      help="how long to collect answers (default 3)")
     sub.add_argument("--write", metavar="FILE", help="write the devices found to FILE in bnfos "
-                     "format, keeping names and logins of known MACs (mode 0600)")
+                     "format, keeping names and logins of known MACs (mode 0600; like "
+                     "bnfos --scan -x, comments are not kept)")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     _add_selection(sub, suppress=True)
     sub.set_defaults(handler=_cmd_scan)

@@ -169,7 +169,8 @@ class BerofosClient:
     def _deadline(self, deadline: Deadline | None) -> Deadline:
         return deadline if deadline is not None else Deadline(None, clock=self._clock)
 
-    def _request(self, path: str, deadline: Deadline | None = None, *, secret: bool = False) -> bytes:
+    def _request(self, path: str, deadline: Deadline | None = None, *,
+                 secret: bool = False) -> bytes:
         """GET ``path``; return the body of a 2xx answer or raise a device error.
 
         With ``secret`` the query carries a password: the original exception,
@@ -220,10 +221,11 @@ class BerofosClient:
         status = response.status_code
         if status == 401:
             if "WWW-Authenticate" not in response.headers:
-                raise CredentialsRejected(self.label, "HTTP 401 without a WWW-Authenticate challenge")
+                raise CredentialsRejected(self.label,
+                                          "HTTP 401 without a WWW-Authenticate challenge")
             if self._auth is None:
                 raise CredentialsRejected(
-                    self.label, "password protection is on: set login = admin:PASSWORD")
+                    self.label, "password protection is on and no login is configured")
             raise CredentialsRejected(self.label)
         if not 200 <= status < 300:
             raise DeviceError(self.label, f"HTTP {status} {response.reason or ''}".rstrip())

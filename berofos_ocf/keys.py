@@ -168,7 +168,8 @@ class Key:
             if number is None:
                 raise InvalidValue(f"{self.name}: {text[:20]!r} is not a number")
             if number < self.minimum or (self.maximum is not None and number > self.maximum):
-                raise InvalidValue(f"{self.name}: {number} is outside {self.minimum}-{self.maximum}")
+                raise InvalidValue(
+                    f"{self.name}: {number} is outside {self.minimum}-{self.maximum}")
             return number
         if self.kind == Kind.IPV4:
             try:
@@ -246,7 +247,8 @@ def parse_relay_mode(text: str) -> int:
 
 _IP = Kind.IPV4
 KEYS: tuple[Key, ...] = (
-    Key("scenario", 1, "1_sz", "sz", Kind.SWITCH, "0 fallback (A-B or A-D), 1 bypass (A-B + C-D, or A-D)",
+    Key("scenario", 1, "1_sz", "sz", Kind.SWITCH,
+        "0 fallback (A-B or A-D), 1 bypass (A-B + C-D, or A-D)",
         labels=SCENARIO_LABELS),
     Key("mode", 4, "4_mode", "mode", Kind.SWITCH, "relay mode: 0 A-D, 1 A-B", labels=RELAY_LABELS),
     Key("modedef", 1, "1_rm", "rm", Kind.SWITCH, "relay mode at power-on", labels=RELAY_LABELS),

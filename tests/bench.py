@@ -182,7 +182,7 @@ def _run_cases(tmp: Path, agent: str, crm_attribute: str, one, eight, slow_one,
             (cli + ["-c", str(slow_eight.conf), "status"], cli_env, None),
     }
     samples = {name: ([], []) for name in cases}
-    for name, (argv, env, before) in cases.items():  # warm the page cache once
+    for argv, env, before in cases.values():  # warm the page cache once
         run_measured(argv, env, before)
     for _ in range(ROUNDS):
         for name, (argv, env, before) in cases.items():

@@ -372,7 +372,7 @@ class Cluster:
     # -- tearing down ------------------------------------------------------------------
 
     def stop(self) -> None:
-        for node, pid in list(self.init_pids.items()):
+        for pid in list(self.init_pids.values()):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -6,8 +6,9 @@ bridge.  The promoted node is killed (SIGKILL of its whole namespace); the
 survivor is promoted and moves the relays.  Everything is torn down at the end.
 Fencing is disabled in this demo cluster: that is safe for a node that dies
 (``two_node`` keeps the survivor quorate) but not for a network split, which
-production clusters must cover with fencing or a third vote.  Where namespaces are not permitted, the same story is told without
-a cluster (``tests/demo_agent.py``).
+production clusters must cover with fencing or a third vote.  Where
+namespaces are not permitted, the same story is told without a cluster
+(``tests/demo_agent.py``).
 """
 
 from __future__ import annotations

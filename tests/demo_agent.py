@@ -9,7 +9,6 @@ the emulator.  ``make demo`` shows the same with a live Pacemaker cluster.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile

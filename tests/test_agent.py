@@ -588,3 +588,25 @@ def test_the_real_crm_attribute_takes_every_call(lab, tmp_path):
     assert score() == "-INFINITY"
     assert lab.node1.run("stop", **real).rc == 0 and score() is None
     assert "could not" not in lab.node1.log()
+
+
+def test_stop_succeeds_even_when_something_breaks(tmp_path):
+    """In-process, with a command runner that blows up: a failed stop gets a node fenced."""
+    import logging
+
+    from berofos_ocf.agent.actions import BerofosAgent
+    from berofos_ocf.agent.environment import AgentEnvironment
+    from berofos_ocf.agent.ocflog import AgentLog
+
+    def broken_runner(argv, timeout):
+        raise RuntimeError("boom")
+
+    reasons: list[str] = []
+    environ = {"OCF_RESOURCE_INSTANCE": "isdn", "HA_RSCTMP": str(tmp_path),
+               "OCF_RESKEY_CRM_meta_on_node": "node1",
+               "OCF_RESKEY_CRM_meta_promoted_max": "1"}
+    agent = BerofosAgent(AgentEnvironment(environ, ["berofos", "stop"]),
+                         AgentLog(logging.getLogger("test.broken"), reasons.append),
+                         runner=broken_runner)
+    assert agent.run() == OCFStatus.SUCCESS
+    assert reasons == ["internal error in stop: RuntimeError: boom"]

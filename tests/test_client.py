@@ -114,7 +114,7 @@ def test_wrong_password(protected_emulator):
 
 
 def test_no_login_on_a_protected_device(protected_emulator):
-    with pytest.raises(CredentialsRejected, match="set login = admin:PASSWORD"):
+    with pytest.raises(CredentialsRejected, match="no login is configured"):
         client_for(protected_emulator).read_settings()
 
 

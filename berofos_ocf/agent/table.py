@@ -96,8 +96,9 @@ degraded when a device cannot be reached from this node or its watchdog is \
 enabled. Each monitor also refreshes this node's promotion score: 100 when \
 every device answers from here, 10 more when the relays already point here, \
 -INFINITY when a device cannot be reached (a node that cannot move the \
-relays is never promoted, whatever location rules prefer it), 1 on the promoted node when it loses sight of a device (a \
-node that reaches every device takes over; a berofos down for everyone does \
+relays is never promoted, whatever location rules prefer it), 1 on the \
+promoted node when it loses sight of a device (a node that reaches every \
+device takes over; a berofos down for everyone does \
 not demote the PBX that holds the lines). A location constraint with \
 role=Promoted and a score above 10 makes a node preferred.
 
