@@ -12,7 +12,7 @@ clock) is injected into :class:`BerofosAgent`.
 
 from __future__ import annotations
 
-__all__ = ["BerofosAgent", "AgentFailure", "run_action", "time_budget",
+__all__ = ["BerofosAgent", "AgentFailure", "run_action", "time_budget", "device_budget",
            "DEGRADED_PROMOTED_SCORE"]
 
 import os
@@ -28,7 +28,7 @@ from .state import PROMOTED, UNPROMOTED, PromotionScore, RoleMarker, run_command
 from .table import PARAMETERS, PROMOTION_SCORE, RELAY_BONUS
 
 # A promoted instance that loses sight of a device keeps this score instead of
-# none: where another node can reach every device (score >= 100) Pacemaker
+# -INFINITY: where another node can reach every device (score >= 100) Pacemaker
 # moves the lines there, but a berofos that is down for everyone does not make
 # the cluster demote the PBX that holds the lines.
 DEGRADED_PROMOTED_SCORE = 1
