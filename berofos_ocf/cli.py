@@ -199,9 +199,9 @@ def _status_record(status: DeviceStatus) -> dict:
                      "watchdog": values.get("wdogdef")},
         "password_protection": values.get("pwd"),
     })
-    problems = [f"{name}: {raw!r} not understood" for name, raw in
-                status.settings.invalid().items()]
-    if mode is None and "mode" not in status.settings.invalid():
+    invalid = status.settings.invalid()
+    problems = [f"{name}: {raw!r} not understood" for name, raw in invalid.items()]
+    if mode is None and "mode" not in invalid:
         problems.append("no relay mode in config.txt")
     if status.settings.magic != "0.1":
         problems.append(f"firmware format {status.settings.magic}, expected 0.1")
@@ -211,8 +211,7 @@ def _status_record(status: DeviceStatus) -> dict:
 
 def _cmd_status(ctx: _Context) -> int:
     devices = ctx.devices()
-    statuses = read_status(ctx.clients(devices), Deadline(ctx.args.timeout + 1))
-    records = [_status_record(s) for s in statuses]
+    records = [_status_record(s) for s in _read_statuses(ctx, devices)]
     if ctx.args.json:
         ctx.print(json.dumps(records, indent=2))
     else:
@@ -240,8 +239,13 @@ def _table(ctx: _Context, rows: list[tuple]) -> None:
         ctx.print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def _read_statuses(ctx: _Context, devices: list[DeviceEntry]) -> list[DeviceStatus]:
+    """Every device read once, in parallel, within one request timeout (and a second)."""
+    return read_status(ctx.clients(devices), Deadline(ctx.args.timeout + 1))
+
+
 def _read_all(ctx: _Context, devices: list[DeviceEntry]) -> tuple[list[DeviceStatus], int]:
-    statuses = read_status(ctx.clients(devices), Deadline(ctx.args.timeout + 1))
+    statuses = _read_statuses(ctx, devices)
     status = _report(ctx, [s.error for s in statuses if s.error], devices)
     return statuses, status
 
@@ -277,8 +281,9 @@ def _cmd_get(ctx: _Context) -> int:
     statuses, status = _read_all(ctx, ctx.devices())
     reachable = [s for s in statuses if s.reachable]
     if ctx.args.json:
-        ctx.print(json.dumps({s.device.name: {k.name: s.settings.values().get(k.name)
-                                              for k in keys} for s in reachable}, indent=2))
+        values = {s.device.name: s.settings.values() for s in reachable}
+        ctx.print(json.dumps({name: {k.name: device_values.get(k.name) for k in keys}
+                              for name, device_values in values.items()}, indent=2))
         return status
     prefix = len(statuses) > 1
     for s in reachable:

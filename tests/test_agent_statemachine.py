@@ -200,5 +200,6 @@ class TwoNodes(RuleBasedStateMachine):
 
 
 TwoNodes.TestCase.settings = settings(max_examples=20, stateful_step_count=25, deadline=None,
-                                      suppress_health_check=[HealthCheck.too_slow])
+                                      suppress_health_check=[HealthCheck.too_slow,
+                                                             HealthCheck.data_too_large])
 test_two_nodes_sharing_one_berofos_pair = TwoNodes.TestCase

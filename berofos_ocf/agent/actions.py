@@ -270,14 +270,16 @@ class BerofosAgent:
         if self.log.missing:
             raise AgentFailure(OCFStatus.ERR_INSTALLED, self.log.missing)
         setup = self.setup()
-        if self.marker.read() is None:
-            self.marker.write(UNPROMOTED)
+        role = self.marker.read()
+        if role is None:
+            role = UNPROMOTED
+            self.marker.write(role)
         health = self.read_devices(setup)
         for item in health:
             if item.problem:
                 self.log.warning(f"started without control of {item.problem}: no promotion "
                                  "score until it answers")
-        self.refresh_score(setup, health, self.marker.read())
+        self.refresh_score(setup, health, role)
         return OCFStatus.SUCCESS
 
     def stop(self) -> OCFStatus:
