@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "READ_ATTEMPTS",
     "BerofosClient",
     "RelaySwitch",
     "DeviceStatus",
@@ -53,6 +54,11 @@ _NETWORK_KEYS = frozenset({"address", "netmask", "gateway", "port", "dhcp"})
 _CONFIRM_WINDOW = 2.0
 _POLL_INTERVAL = 0.2
 _RETRY_PAUSE = 0.5
+# Reads: three tries, pausing 0.2 s then 0.6 s, so a glitch costs under a
+# second and a device that is really gone is known within three timeouts.
+READ_ATTEMPTS = 3
+_READ_PAUSES = (0.2, 0.6)
+_MIN_TRY = 0.2  # no retry when less than this would be left for the request
 
 
 class RelaySwitch:
@@ -228,10 +234,30 @@ class BerofosClient:
                     self.label, "password protection is on and no login is configured")
             raise CredentialsRejected(self.label)
         if not 200 <= status < 300:
-            raise DeviceError(self.label, f"HTTP {status} {response.reason or ''}".rstrip())
+            raise DeviceError(self.label, f"HTTP {status} {response.reason or ''}".rstrip(),
+                              transient=status >= 500)
 
-    def read_settings(self, deadline: Deadline | None = None) -> Settings:
-        """``GET /config.txt``, parsed."""
+    def read_settings(self, deadline: Deadline | None = None, *,
+                      attempts: int = READ_ATTEMPTS) -> Settings:
+        """``GET /config.txt``, parsed; asked again after a transient error.
+
+        At most ``attempts`` requests, all within ``deadline``; the last error
+        is raised when none succeeds.  Retries are logged nowhere: the caller
+        sees either settings or the error of the last try.
+        """
+        deadline = self._deadline(deadline)
+        for attempt in range(attempts):
+            try:
+                return self._read_settings_once(deadline)
+            except DeviceCommunicationError as err:
+                pause = _READ_PAUSES[min(attempt, len(_READ_PAUSES) - 1)]
+                if (not err.transient or attempt + 1 >= attempts
+                        or deadline.remaining() <= pause + _MIN_TRY):
+                    raise
+            self._sleep(pause)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _read_settings_once(self, deadline: Deadline) -> Settings:
         body = self._request("/config.txt", deadline)
         try:
             return parse_config_txt(body)

@@ -60,20 +60,29 @@ class FormatError(BerofosError):
 class DeviceCommunicationError(BerofosError):
     """Talking to a device failed; ``device`` is its label, e.g. ``fos1 (10.0.0.5)``.
 
-    ``transient`` says whether trying again may help: it is False for rejected
-    credentials, which must never be retried as if the network had hiccuped.
+    ``transient`` says whether asking again may help, and is what the client's
+    retries go by: True for a connection refused, reset, dropped or timed out
+    (small embedded web servers drop connections when two clients ask at the
+    same moment), and for a server error (5xx); False for rejected credentials,
+    which must never be retried as if the network had hiccuped, and for an
+    answer that was complete but wrong.  Each instance may override its class.
     """
 
-    transient = True
+    transient = False
 
-    def __init__(self, device: str, detail: str, *, message: str | None = None) -> None:
+    def __init__(self, device: str, detail: str, *, message: str | None = None,
+                 transient: bool | None = None) -> None:
         super().__init__(message or f"{device}: {detail}")
         self.device = device
         self.detail = detail
+        if transient is not None:
+            self.transient = transient
 
 
 class DeviceUnreachable(DeviceCommunicationError):
     """No connection: refused, reset, dropped, no route, device powered off."""
+
+    transient = True
 
 
 class DeviceTimeout(DeviceUnreachable):

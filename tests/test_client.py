@@ -9,7 +9,7 @@ import traceback
 import pytest
 
 from berofos_ocf.bnfosconf import DeviceEntry
-from berofos_ocf.client import BerofosClient, for_each_device, read_status
+from berofos_ocf.client import READ_ATTEMPTS, BerofosClient, for_each_device, read_status
 from berofos_ocf.configtxt import Settings
 from berofos_ocf.deadline import Deadline
 from berofos_ocf.emulator import DeviceOptions, Emulator, Fault
@@ -62,6 +62,65 @@ def test_service_unavailable(emulator):
     emulator.devices[0].add_fault(Fault("status", status=503))
     with pytest.raises(DeviceError, match="HTTP 503"):
         client_for(emulator).read_settings()
+
+
+# -- reads are asked again after a transient error, never more than READ_ATTEMPTS times ---
+
+@pytest.mark.parametrize("kind", ["reset", "drop", "status"])
+def test_one_glitch_is_absorbed_by_a_retry(emulator, kind):
+    emulator.devices[0].add_fault(Fault(kind, scope="read", count=1))
+    assert client_for(emulator).read_settings().relay_mode == RELAY_A_B
+    assert [r["status"] for r in emulator.devices[0].requests] == [
+        0 if kind != "status" else 500, 200]
+
+
+def test_a_timeout_is_retried(emulator):
+    emulator.devices[0].add_fault(Fault("hang", scope="read", count=1))
+    assert client_for(emulator, timeout=0.3).read_settings().relay_mode == RELAY_A_B
+    assert len(emulator.devices[0].requests) == 2
+
+
+def test_a_refused_connection_is_retried_then_reported():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pauses = []
+    client = BerofosClient(DeviceEntry("fos1", host="127.0.0.1", port=port),
+                           sleep=pauses.append)
+    with pytest.raises(DeviceUnreachable, match="connection refused"):
+        client.read_settings(Deadline(10))
+    assert len(pauses) == READ_ATTEMPTS - 1 and all(0 < p < 1 for p in pauses)
+
+
+def test_a_device_gone_for_good_costs_exactly_read_attempts(emulator):
+    emulator.devices[0].add_fault(Fault("reset", scope="read"))
+    with pytest.raises(DeviceUnreachable, match="connection reset"):
+        client_for(emulator).read_settings()
+    assert len(emulator.devices[0].requests) == READ_ATTEMPTS
+
+
+@pytest.mark.parametrize("kind", ["garbage", "no-magic"])
+def test_a_wrong_answer_is_not_retried(emulator, kind):
+    emulator.devices[0].add_fault(Fault(kind, scope="read"))
+    with pytest.raises(ProtocolError):
+        client_for(emulator).read_settings()
+    assert len(emulator.devices[0].requests) == 1
+
+
+def test_rejected_credentials_are_not_read_again(protected_emulator):
+    with pytest.raises(CredentialsRejected):
+        client_for(protected_emulator, password="wrong").read_settings()
+    # one 401 for the challenge round and one for the credentials: a single read
+    assert len(protected_emulator.devices[0].requests) <= 2
+
+
+def test_retries_stop_at_the_deadline(emulator):
+    emulator.devices[0].add_fault(Fault("hang", scope="read"))
+    started = time.monotonic()
+    with pytest.raises(DeviceTimeout):
+        client_for(emulator, timeout=30).read_settings(Deadline(0.5))
+    assert time.monotonic() - started < 5
+    assert len(emulator.devices[0].requests) <= 2
 
 
 def test_hanging_device_times_out(emulator):

@@ -87,7 +87,6 @@ class _Handler(BaseHTTPRequestHandler):
         faults = device.take_faults(is_write)
         kinds = {fault.kind: fault for fault in faults}
         if self._disrupt(kinds):
-            device.record_request(self.path, 0, self.received)
             return
         if device.needs_auth(is_write) and not self._authorized():
             self._reply(401, b"Unauthorized\n",
@@ -106,21 +105,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b"Not Found\n")
 
     def _disrupt(self, kinds: dict) -> bool:
-        """Apply connection-level faults; True when the request got no normal answer."""
+        """Apply faults; True when the request got no normal answer (it is then logged,
+        with status 0 when no HTTP answer went out)."""
         if "latency" in kinds:
             time.sleep(kinds["latency"].seconds)
-        if "hang" in kinds:
-            self._hang()
-            return True
-        if "drop" in kinds:
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return True
-        if "reset" in kinds:
-            _abort(self.connection)
-            return True
-        if "garbage" in kinds:
-            self.wfile.write(_GARBAGE)
+        broken = [kind for kind in ("hang", "drop", "reset", "garbage") if kind in kinds]
+        if broken:
+            # logged first: a client that gives up at once may ask the log before
+            # this thread would have got to it
+            self.server.device.record_request(self.path, 0, self.received)
+            self._break_connection(broken[0])
             return True
         if "status" in kinds:
             self._reply(kinds["status"].status, b"Internal Server Error\n")
@@ -129,6 +123,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(401, b"Unauthorized\n")
             return True
         return False
+
+    def _break_connection(self, kind: str) -> None:
+        """Faults below HTTP: no answer, a reset, or bytes that are not HTTP."""
+        if kind == "hang":
+            self._hang()
+        elif kind == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif kind == "reset":
+            _abort(self.connection)
+        else:
+            self.wfile.write(_GARBAGE)
 
     def _hang(self) -> None:
         # Hold the connection until the client gives up, the fault is cleared or
