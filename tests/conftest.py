@@ -251,3 +251,17 @@ class Agent:
 
     def log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "run" / "berofos-isdn.state"
+
+    def state(self) -> dict:
+        """The agent's memory between actions (berofos_ocf.runstate.InstanceState)."""
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def backdate_failure(self, seconds: float) -> None:
+        """Make the current streak of failed reads look ``seconds`` older (no waiting)."""
+        state = self.state()
+        state["unusable_since"] -= seconds
+        self.state_file.write_text(json.dumps(state))

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from berofos_ocf.agent.actions import CONFIRM_SECONDS
 from berofos_ocf.agent.codes import OCFStatus
 
 from .conftest import Agent
@@ -73,18 +74,40 @@ def test_config_unreadable(lab, installed_tree, tmp_path):
 
 
 def test_config_syntax_error_names_the_line(lab):
+    """The file is per node: a broken one bans this node (2), never the clone everywhere (6)."""
     lab.conf.write_text(lab.conf.read_text() + "port = 80\n")
     for action in ("validate-all", "start"):
         run = lab.node1.run(action)
-        assert run.rc == OCFStatus.ERR_CONFIGURED
+        assert run.rc == OCFStatus.ERR_ARGS
         assert run.reason.startswith(f"{lab.conf}:") and "syntax error" in run.reason
     assert lab.emulator.relay_log() == [] and lab.node1.role() is None
 
 
 def test_unknown_device(lab):
     run = lab.node1.run("start", OCF_RESKEY_devices="fos1 fos7")
-    assert run.rc == OCFStatus.ERR_CONFIGURED and "no device [fos7]" in run.reason
+    assert run.rc == OCFStatus.ERR_ARGS and "no device [fos7]" in run.reason
     assert lab.emulator.relay_log() == [] and lab.node1.role() is None
+
+
+@pytest.mark.parametrize("action", ["validate-all", "start"])
+def test_config_that_is_not_a_regular_file_bans_only_this_node(lab, tmp_path, action):
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(fifo)
+    run = lab.node1.run(action, OCF_RESKEY_config=fifo, timeout=15)
+    assert run.rc == OCFStatus.ERR_ARGS, run
+    assert str(fifo) in run.reason
+
+
+@pytest.mark.parametrize("action", ["validate-all", "start", "promote"])
+def test_promoted_max_other_than_one_is_refused_everywhere(lab, action):
+    if action == "promote":
+        assert lab.node1.run("start").rc == 0
+    for key in ("OCF_RESKEY_CRM_meta_promoted_max", "OCF_RESKEY_CRM_meta_master_max"):
+        run = lab.node1.run(action, OCF_CHECK_LEVEL=10, OCF_RESKEY_CRM_meta_promoted_max=2,
+                            OCF_RESKEY_CRM_meta_master_max=2)
+        assert run.rc == OCFStatus.ERR_CONFIGURED, run
+        assert "promoted-max=2" in run.reason and "set promoted-max=1" in run.reason
+    assert lab.emulator.relay_log() == []
 
 
 def test_port_b_equals_port_d(lab):
@@ -221,7 +244,8 @@ def test_relays_moved_behind_the_back_are_detected_and_restored(lab, move):
     lab.node2.run("start")
     assert lab.node2.run("promote").rc == 0
     assert lab.node2.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
-    if move == "power-cycle":  # modedef points at node1
+    if move == "power-cycle":  # modedef changed by hand to point at node1
+        control.set_values("fos2", modedef=1)
         control.power("fos2", "cycle", seconds=0.2)
         time.sleep(0.6)
     elif move == "watchdog":
@@ -245,6 +269,42 @@ def test_relays_moved_behind_the_back_are_detected_and_restored(lab, move):
         assert run.rc == OCFStatus.DEGRADED_PROMOTED and "watchdog fired" in run.reason
         control.set_values("fos2", wdog=False)
     assert lab.node2.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
+
+
+def test_promote_points_the_power_on_mode_here_so_a_reboot_keeps_the_lines(lab):
+    control = lab.emulator.control
+    lab.node2.run("start")
+    assert lab.node2.run("promote").rc == 0
+    assert [d["settings"]["modedef"] for d in control.devices()] == [0, 0]
+    before = len(lab.emulator.relay_log())
+    control.power("fos1", "cycle", seconds=0.2)
+    time.sleep(0.6)
+    assert lab.emulator.relay_log()[before:] == []  # A--D at rest, A--D at boot
+    assert lab.node2.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
+
+
+def test_promoted_monitor_reports_a_power_on_mode_pointing_elsewhere(lab):
+    lab.node2.run("start")
+    assert lab.node2.run("promote").rc == 0
+    lab.emulator.control.set_values("fos2", modedef=1)
+    run = lab.node2.run("monitor")
+    assert run.rc == OCFStatus.DEGRADED_PROMOTED
+    assert run.reason.endswith("power-on relays at A--B (node1): a reboot would move the lines")
+    assert lab.node2.run("monitor", interval=11000).rc == OCFStatus.DEGRADED_PROMOTED
+    assert lab.node1.run("start").rc == 0
+    assert lab.node1.run("monitor").rc == OCFStatus.SUCCESS  # unpromoted: not its business
+
+
+def test_a_power_on_mode_that_will_not_stick_does_not_fail_the_promote(lab):
+    lab.node2.run("start")
+    lab.emulator.control.set_values("fos1", mode=0)  # relays already here: only modedef to write
+    lab.emulator.control.fault("fos1", "status", scope="write", status=500)
+    run = lab.node2.run("promote")
+    assert run.rc == OCFStatus.SUCCESS, run
+    warning = [line for line in lab.node2.log().splitlines() if "WARNING" in line]
+    assert len(warning) == 1 and "fos1 (127.0.0.1" in warning[0]
+    assert "power-on relay mode not pointed at node2" in warning[0]
+    assert lab.node2.run("monitor").rc == OCFStatus.DEGRADED_PROMOTED
 
 
 def test_watchdog_expiry_alone_shows_as_failed_on_the_b_node(lab):
@@ -307,19 +367,24 @@ def test_promote_moves_every_device_logs_and_confirms(lab):
     assert sorted((e["device"], e["old"], e["new"]) for e in log) == [
         ("fos1", 1, 0), ("fos2", 1, 0)]
     info = [line for line in lab.node2.log().splitlines() if "INFO" in line]
-    assert len(info) == 2 and all("relays A--B -> A--D for node node2" in line for line in info)
+    moved = [line for line in info if "relays A--B -> A--D for node node2" in line]
+    power_on = [line for line in info if "power-on relays A--D for node node2" in line]
+    assert len(moved) == 2 and len(power_on) == 2 and len(info) == 4
     assert lab.node2.last_score() == "110"
     for device in ("fos1", "fos2"):
         paths = [r["path"] for r in lab.emulator.control.requests(device)]
-        assert paths[-2:] == ["/?cmd=4&mode=0", "/config.txt"]  # written, then read back
+        writes = [p for p in paths if p.startswith("/?")]
+        assert writes[-2:] == ["/?cmd=4&mode=0", "/?cmd=1&sz=0&rm=0&p0=0&p1=0"]
+        assert paths[-1] == "/config.txt"  # and each read back
 
 
 def test_promote_handles_devices_concurrently(lab):
     lab.node2.run("start")
+    seen = {d: len(lab.emulator.control.requests(d)) for d in ("fos1", "fos2")}
     for device in ("fos1", "fos2"):
         lab.emulator.control.fault(device, "latency", seconds=0.8, count=1)
     lab.node2.run("promote")
-    first = [lab.emulator.control.requests(d)[-3] for d in ("fos1", "fos2")]
+    first = [lab.emulator.control.requests(d)[seen[d]] for d in ("fos1", "fos2")]
     # both devices were being asked before either answered
     assert max(r["received"] for r in first) < min(r["time"] for r in first)
 
@@ -398,7 +463,10 @@ def test_monitor_and_probe_refresh_the_score(lab):
     assert lab.node1.last_score() == "100"  # not every device points here
     lab.emulator.control.power("fos2", "off")
     lab.node1.run("monitor")
-    assert lab.node1.last_score() == "-INFINITY"
+    assert lab.node1.last_score() == "100"  # one failed read: kept
+    lab.node1.backdate_failure(CONFIRM_SECONDS)
+    lab.node1.run("monitor")
+    assert lab.node1.last_score() == "-INFINITY"  # still gone at the next monitor: withheld
 
 
 def test_promoted_instance_keeps_a_low_score_when_a_device_is_lost(lab):
@@ -407,7 +475,65 @@ def test_promoted_instance_keeps_a_low_score_when_a_device_is_lost(lab):
     lab.emulator.control.power("fos1", "off")
     run = lab.node2.run("monitor")
     assert run.rc == OCFStatus.DEGRADED_PROMOTED and run.reason.startswith("fos1 (127.0.0.1:")
+    assert lab.node2.last_score() == "110"
+    lab.node2.backdate_failure(CONFIRM_SECONDS)
+    assert lab.node2.run("monitor").rc == OCFStatus.DEGRADED_PROMOTED
     assert lab.node2.last_score() == "1"
+
+
+# -- score hysteresis: a glitch never moves the lines ----------------------------------------
+
+def test_a_glitch_is_retried_and_leaves_the_score_alone(lab):
+    lab.node1.run("start")
+    assert lab.node1.run("promote").rc == 0
+    for kind in ("reset", "drop", "hang", "status"):
+        lab.emulator.control.fault("fos1", kind, scope="read", count=1)
+        run = lab.node1.run("monitor", OCF_RESKEY_http_timeout=1)
+        assert run.rc == OCFStatus.RUNNING_PROMOTED, (kind, run)
+        assert lab.node1.last_score() == "110"
+    assert lab.emulator.relay_log() == []
+
+
+def test_one_failed_monitor_keeps_the_score_two_apart_lower_it(lab):
+    """Promoted node1 (110) and standby node2 (100): the device is unreachable for one
+    monitor of each (three tries each): nobody's score moves.  Still unreachable at the
+    next monitors, CONFIRM_SECONDS later: node1 drops to 1, node2 is withheld."""
+    lab.node1.run("start")
+    lab.node2.run("start")
+    assert lab.node1.run("promote").rc == 0
+    lab.emulator.control.fault("fos1", "reset", scope="read")
+    assert lab.node1.run("monitor").rc == OCFStatus.DEGRADED_PROMOTED
+    assert lab.node2.run("monitor", interval=11000).rc == OCFStatus.DEGRADED
+    assert (lab.node1.last_score(), lab.node2.last_score()) == ("110", "100")
+    # a second failure of the same burst, too soon after the first, confirms nothing
+    lab.node1.run("monitor")
+    assert lab.node1.last_score() == "110"
+    for node in (lab.node1, lab.node2):
+        node.backdate_failure(CONFIRM_SECONDS)
+        node.run("monitor")
+    assert (lab.node1.last_score(), lab.node2.last_score()) == ("1", "-INFINITY")
+    lab.emulator.control.clear_faults("fos1")  # back: raised at once
+    assert lab.node2.run("monitor", interval=11000).rc == OCFStatus.SUCCESS
+    assert lab.node2.last_score() == "100"
+    assert lab.node1.run("monitor").rc == OCFStatus.RUNNING_PROMOTED
+    assert lab.node1.last_score() == "110"
+    assert lab.node1.state()["failed_reads"] == 0
+    assert lab.emulator.relay_log() == []
+
+
+def test_start_without_the_devices_has_no_score_to_keep(lab):
+    lab.emulator.control.power("fos1", "off")
+    assert lab.node2.run("start").rc == 0
+    assert lab.node2.last_score() == "-INFINITY"
+
+
+def test_stop_forgets_the_streak(lab):
+    lab.node1.run("start")
+    lab.emulator.control.power("fos1", "off")
+    lab.node1.run("monitor")
+    assert lab.node1.state()["failed_reads"] == 1
+    assert lab.node1.run("stop").rc == 0
+    assert not lab.node1.state_file.exists()
 
 
 def test_watchdog_enabled_is_degraded(lab):
@@ -451,13 +577,20 @@ def test_node_name_falls_back_to_crm_node_then_uname(lab):
     assert run.rc == 0, run
 
 
-def test_notify_logs_and_succeeds(lab):
+def test_notify_is_not_advertised_but_succeeds(lab):
+    """Notifications serve no purpose here (each costs a process per node per
+    transition): not in the meta-data, and a configuration that asks anyway gets 0."""
     run = lab.node1.run("notify", OCF_RESKEY_CRM_meta_notify_type="pre",
                         OCF_RESKEY_CRM_meta_notify_operation="promote",
                         OCF_RESKEY_CRM_meta_notify_promote_uname="node2 ",
                         OCF_RESKEY_CRM_meta_notify_demote_uname="node1")
-    assert run.rc == 0
-    assert "notify pre-promote: promote node2; demote node1" in lab.node1.log()
+    assert run.rc == 0 and "INFO" not in lab.node1.log()
+    metadata = lab.node1.run("meta-data").stdout
+    assert '<action name="notify"' not in metadata
+    debug = lab.node1.run("notify", HA_debug="1", OCF_RESKEY_CRM_meta_notify_type="pre",
+                          OCF_RESKEY_CRM_meta_notify_operation="promote",
+                          OCF_RESKEY_CRM_meta_notify_promote_uname="node2")
+    assert debug.rc == 0 and "notify pre-promote: promote node2" in lab.node1.log()
 
 
 def test_debug_lines_only_with_ha_debug(lab):
@@ -541,7 +674,7 @@ def test_stop_survives_a_log_file_it_cannot_open(lab):
 
 def test_stop_removes_a_marker_left_half_written(lab):
     lab.node1.run("start")
-    leftover = lab.node1.marker.parent / (lab.node1.marker.name + ".4242")
+    leftover = lab.node1.marker.parent / ("." + lab.node1.marker.name + ".k2x9_a")
     leftover.write_text("promo")
     assert lab.node1.run("stop").rc == 0
     assert not leftover.exists() and lab.node1.role() is None
@@ -551,7 +684,7 @@ def test_non_ascii_login_is_refused_without_echo(emulator_process, tmp_path):
     emulator = emulator_process()
     conf = emulator.write_conf(tmp_path / "bnfos.conf", password="pw\u20acx")
     run = Agent(tmp_path, conf, "node1").run("start")
-    assert run.rc == OCFStatus.ERR_CONFIGURED and "ASCII" in run.reason
+    assert run.rc == OCFStatus.ERR_ARGS and "ASCII" in run.reason
     assert "\u20ac" not in run.stderr and "pw" not in run.reason
 
 
@@ -584,6 +717,9 @@ def test_the_real_crm_attribute_takes_every_call(lab, tmp_path):
     real = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CIB_file": str(cib)}
     assert lab.node1.run("start", **real).rc == 0 and score() == "110"
     lab.emulator.control.power("fos2", "off")
+    assert lab.node1.run("monitor", **real).rc == OCFStatus.DEGRADED
+    assert score() == "110"  # kept: one failed read
+    lab.node1.backdate_failure(CONFIRM_SECONDS)
     assert lab.node1.run("monitor", **real).rc == OCFStatus.DEGRADED
     assert score() == "-INFINITY"
     assert lab.node1.run("stop", **real).rc == 0 and score() is None

@@ -6,6 +6,21 @@ read-only and reports the real role; stop depends on nothing but the local
 disk; every device call is bounded by what is left of ``CRM_meta_timeout``
 minus a safety margin, so no action runs into Pacemaker's SIGKILL.
 
+Two pieces of memory between actions, kept in the run directory
+(:mod:`berofos_ocf.runstate`), keep the lines from moving for nothing:
+
+* **score hysteresis**: a read that fails (after the client's own retries)
+  does not lower this node's promotion score at once; the score drops only
+  when the devices stayed unusable across two reads at least
+  :data:`CONFIRM_SECONDS` apart (two monitors).  A good read raises it at once.
+* **split guard**: a promoted instance that finds the relays moved to the other
+  node *by that node's promote* (mode and power-on mode both point there) while
+  that node is outside this node's cluster partition is in a split without
+  fencing or arbiter.  Taking the lines back would start the relay ping-pong of
+  two promoted halves, so the instance withholds its score (Pacemaker then
+  demotes it) until it sees the other node in its partition again, or a probe
+  (``pcs resource cleanup``) says the operator wants a fresh look.
+
 Everything the actions need from outside (environment, log, command runner,
 clock) is injected into :class:`BerofosAgent`.
 """
@@ -13,18 +28,21 @@ clock) is injected into :class:`BerofosAgent`.
 from __future__ import annotations
 
 __all__ = ["BerofosAgent", "AgentFailure", "run_action", "time_budget", "device_budget",
-           "DEGRADED_PROMOTED_SCORE"]
+           "DEGRADED_PROMOTED_SCORE", "WITHHELD", "CONFIRM_SECONDS"]
 
 import os
+import signal
 import sys
+import threading
 import time
 
 from ..deadline import Deadline
 from ..keys import RELAY_A_B, RELAY_A_D, RELAY_LABELS
+from ..runstate import PROMOTED, UNPROMOTED, InstanceState, RoleMarker, StateFile
 from .codes import OCFStatus
 from .environment import AgentEnvironment
 from .ocflog import AgentLog, open_log
-from .state import PROMOTED, UNPROMOTED, PromotionScore, RoleMarker, run_command
+from .state import WITHHELD, PromotionScore, run_command
 from .table import PARAMETERS, PROMOTION_SCORE, RELAY_BONUS
 
 # A promoted instance that loses sight of a device keeps this score instead of
@@ -32,6 +50,9 @@ from .table import PARAMETERS, PROMOTION_SCORE, RELAY_BONUS
 # moves the lines there, but a berofos that is down for everyone does not make
 # the cluster demote the PBX that holds the lines.
 DEGRADED_PROMOTED_SCORE = 1
+# Two failed reads this far apart (two monitors at the README's intervals) make
+# a lost device; one glitch, or two failed reads of one burst, do not.
+CONFIRM_SECONDS = 5.0
 _USAGE = ("usage: berofos {start|stop|monitor|promote|demote|notify|validate-all|meta-data|"
           "usage}\nOCF resource agent for beroNet berofos failover switches; see "
           "ocf_berofos_berofos(7).\n")
@@ -76,19 +97,29 @@ class _Setup:
         """The node whose port a relay mode connects."""
         return self.port_b if mode == RELAY_A_B else self.port_d
 
+    @property
+    def peer(self) -> str:
+        return self.port_d if self.own_mode == RELAY_A_B else self.port_b
+
+    @property
+    def peer_mode(self) -> int:
+        return RELAY_A_D if self.own_mode == RELAY_A_B else RELAY_A_B
+
 
 class _Health:
     """One device as seen from this node by one read.
 
     ``problem``: why it cannot be used from here (None: it can); ``watchdog``:
-    what its hardware watchdog puts at risk (None: nothing).
+    what its hardware watchdog puts at risk (None: nothing); ``modedef``: where
+    its relays go at power-on (None: not readable).
     """
 
-    __slots__ = ("device", "mode", "problem", "watchdog")
+    __slots__ = ("device", "mode", "modedef", "problem", "watchdog")
 
-    def __init__(self, device, mode=None, problem=None, watchdog=None) -> None:
+    def __init__(self, device, mode=None, problem=None, watchdog=None, modedef=None) -> None:
         self.device = device
         self.mode = mode
+        self.modedef = modedef
         self.problem = problem
         self.watchdog = watchdog
 
@@ -120,6 +151,7 @@ class BerofosAgent:
         self.deadline = Deadline(budget, clock=clock)
         self.device_deadline = Deadline(device_budget(budget), clock=clock)
         self.marker = RoleMarker(env.rsc_tmp, env.instance)
+        self.state_file = StateFile(env.rsc_tmp, env.instance)
         self._node: str | None = None
         self._score: PromotionScore | None = None
 
@@ -196,6 +228,15 @@ class BerofosAgent:
                 values[parameter.name] = text
         return values
 
+    def _check_clone_shape(self) -> None:
+        """One promoted instance guards one device: anything else is wrong everywhere."""
+        promoted_max = self.env.promoted_max
+        if promoted_max is not None and promoted_max != 1:
+            raise AgentFailure(OCFStatus.ERR_CONFIGURED,
+                               f"promoted-max={promoted_max}: two promoted instances would "
+                               "switch the relays back and forth; set promoted-max=1 "
+                               "(pcs resource meta isdn-clone promoted-max=1)")
+
     def setup(self) -> _Setup:
         """Validate parameters, this node and the device file (design.md's fault table)."""
         from ..bnfosconf import load_bnfos_conf
@@ -218,10 +259,35 @@ class BerofosAgent:
             conf = load_bnfos_conf(values["config"])
             devices = conf.select(_device_names(values["devices"]))
         except ConfigFileError as err:
+            # The file is per node: a broken one bans this node (2), it must not
+            # stop the clone on the node that holds the lines (6).
             status = {"missing": OCFStatus.ERR_INSTALLED,
-                      "permission": OCFStatus.ERR_PERM}.get(err.kind, OCFStatus.ERR_CONFIGURED)
+                      "permission": OCFStatus.ERR_PERM}.get(err.kind, OCFStatus.ERR_ARGS)
             raise AgentFailure(status, str(err)) from None
         return _Setup(node, port_b, port_d, own_mode, conf, devices, values["http_timeout"])
+
+    # -- state between actions ---------------------------------------------------------
+
+    def _load_state(self, setup: _Setup) -> InstanceState:
+        state = self.state_file.read()
+        state.node, state.own_mode = setup.node, setup.own_mode
+        state.config = setup.conf.path
+        state.devices = [device.name for device in setup.devices]
+        return state
+
+    def _save_state(self, state: InstanceState) -> None:
+        try:
+            self.state_file.write(state)
+        except OSError as err:  # losing the memory costs hysteresis, not the action
+            self.log.warning(f"could not write {self.state_file.path}: {err}")
+
+    def _write_marker(self, role: str) -> None:
+        from ..runstate import UnsafeRunDirectory
+
+        try:
+            self.marker.write(role)
+        except UnsafeRunDirectory as err:
+            raise AgentFailure(OCFStatus.ERR_PERM, str(err)) from None
 
     # -- devices -----------------------------------------------------------------------
 
@@ -232,7 +298,7 @@ class BerofosAgent:
                               sleep=self._sleep) for device in setup.devices]
 
     def read_devices(self, setup: _Setup) -> list[_Health]:
-        """Read every device once, in parallel, within the action's budget."""
+        """Read every device once (the client retries a glitch), in parallel, within budget."""
         from ..client import read_status
         from ..errors import BerofosError
 
@@ -247,22 +313,103 @@ class BerofosAgent:
             except BerofosError as err:
                 health.append(_Health(client.device, problem=str(err)))
                 continue
-            health.append(_Health(client.device, mode=mode,
-                                  watchdog=_watchdog_risk(status.settings.values())))
+            values = status.settings.values()
+            health.append(_Health(client.device, mode=mode, modedef=values.get("modedef"),
+                                  watchdog=_watchdog_risk(values)))
         return health
 
-    def refresh_score(self, setup: _Setup, health: list[_Health], role: str | None) -> None:
-        if any(h.problem for h in health):
-            if role == PROMOTED:
-                self.score.set(DEGRADED_PROMOTED_SCORE)
+    def refresh_score(self, setup: _Setup, health: list[_Health], role: str | None,
+                      state: InstanceState) -> None:
+        """Set this node's score from one read, with hysteresis on the way down."""
+        problems = [h.problem for h in health if h.problem]
+        now = self._clock()
+        if not problems:
+            state.failed_reads, state.unusable_since, state.problem = 0, None, ""
+            here = all(h.mode == setup.own_mode for h in health)
+            score = PROMOTION_SCORE + (RELAY_BONUS if here else 0)
+        else:
+            state.failed_reads += 1
+            if state.unusable_since is None:
+                state.unusable_since = now
+            state.problem = problems[0]
+            lost = DEGRADED_PROMOTED_SCORE if role == PROMOTED else WITHHELD
+            confirmed = (state.failed_reads >= 2
+                         and now - state.unusable_since >= CONFIRM_SECONDS)
+            if confirmed or state.score is None or state.score <= lost:
+                score = lost
             else:
-                self.score.withhold()
-            return
-        here = all(h.mode == setup.own_mode for h in health)
-        self.score.set(PROMOTION_SCORE + (RELAY_BONUS if here else 0))
+                score = state.score  # one failed read: keep the score until the next
+                self.log.info(f"{problems[0]}: score {score} kept until a second read "
+                              f"{CONFIRM_SECONDS:g} s later confirms the loss")
+        if state.yielded_to:
+            score = WITHHELD
+        self.score.set(score)
+        state.score = score
 
     def _position(self, setup: _Setup, mode: int) -> str:
         return f"{RELAY_LABELS[mode]} ({setup.owner(mode)})"
+
+    # -- the split guard ---------------------------------------------------------------
+
+    def _partition(self) -> list[str] | None:
+        """The node names of this node's cluster partition (None: not known)."""
+        status, out, _ = self._runner(["crm_node", "-p"], self.deadline.bound(5.0))
+        return [name.lower() for name in out.split()] if status == 0 and out.strip() else None
+
+    def _taken_by_peer(self, setup: _Setup, health: list[_Health]) -> bool:
+        """Every device's relays and power-on mode point at the peer: its promote did that."""
+        return bool(health) and all(h.mode == setup.peer_mode and h.modedef == setup.peer_mode
+                                    for h in health)
+
+    def _note_peer(self, setup: _Setup, role: str, state: InstanceState) -> None:
+        """Has the peer been in this partition since this instance was promoted?
+
+        Asked on each promoted monitor until the answer is yes (a promote after
+        a failover happens without the peer), never again after that.
+        """
+        if role != PROMOTED or state.promoted_with_peer or not self.env.promotable:
+            return
+        partition = self._partition()
+        if partition is not None and setup.peer.lower() in partition:
+            state.promoted_with_peer = True
+
+    def _check_split(self, setup: _Setup, health: list[_Health], role: str,
+                     state: InstanceState) -> None:
+        """Record a yield to a peer that took the lines from outside this partition.
+
+        Only an instance that held the lines *with* the peer in its partition
+        yields: the node that took over after losing sight of its peer is the
+        one that repairs (a device rebooted with a stale power-on mode, a
+        manual switch), so one of the two halves of a split always stops.
+        """
+        if not (role == PROMOTED and state.promoted_with_peer
+                and self._taken_by_peer(setup, health)):
+            return
+        partition = self._partition()
+        if partition is None or setup.peer.lower() in partition:
+            return
+        state.yielded_to, state.yielded_since = setup.peer, self._clock()
+        self.log.warning(f"the lines were moved to {setup.peer} by its own promote while "
+                         f"{setup.peer} is outside this partition (split without fencing or "
+                         "arbiter): not taking them back while it is out of sight")
+
+    def _release_yield(self, setup: _Setup, health: list[_Health],
+                       state: InstanceState) -> None:
+        """End a yield when the peer is back in sight, or the lines left it."""
+        if not state.yielded_to:
+            return
+        reason = None
+        if self.env.is_probe:
+            reason = "a probe (cleanup) asked for a fresh look"
+        elif not any(h.mode == setup.peer_mode for h in health if h.problem is None):
+            reason = "the lines are no longer at the peer"
+        else:
+            partition = self._partition()
+            if partition is not None and setup.peer.lower() in partition:
+                reason = f"{setup.peer} is back in this partition"
+        if reason:
+            self.log.info(f"no longer yielding the lines to {state.yielded_to}: {reason}")
+            state.yielded_to = state.yielded_since = None
 
     # -- actions -----------------------------------------------------------------------
 
@@ -270,16 +417,22 @@ class BerofosAgent:
         if self.log.missing:
             raise AgentFailure(OCFStatus.ERR_INSTALLED, self.log.missing)
         setup = self.setup()
+        self._check_clone_shape()
         role = self.marker.read()
         if role is None:
             role = UNPROMOTED
-            self.marker.write(role)
+            self._write_marker(role)
+        state = self._load_state(setup)
+        state.failed_reads, state.unusable_since, state.score = 0, None, None
+        self._warn_about_quorum()
         health = self.read_devices(setup)
         for item in health:
             if item.problem:
                 self.log.warning(f"started without control of {item.problem}: no promotion "
                                  "score until it answers")
-        self.refresh_score(setup, health, role)
+        self._release_yield(setup, health, state)
+        self.refresh_score(setup, health, role, state)
+        self._save_state(state)
         return OCFStatus.SUCCESS
 
     def stop(self) -> OCFStatus:
@@ -289,45 +442,85 @@ class BerofosAgent:
             self.marker.remove()
         except OSError as err:
             self.log.warning(f"could not remove {self.marker.path}: {err.strerror}")
+        self._forget_health()
         if self.env.promotable:
             self.score.delete()
         return OCFStatus.SUCCESS
 
+    def _forget_health(self) -> None:
+        """A stopped instance has no score and no streak; a yield outlives the restart."""
+        try:
+            state = self.state_file.read()
+            if state.yielded_to:
+                self.state_file.write(InstanceState(yielded_to=state.yielded_to,
+                                                    yielded_since=state.yielded_since))
+            else:
+                self.state_file.remove()
+        except OSError as err:
+            self.log.warning(f"could not update {self.state_file.path}: {err}")
+
     def demote(self) -> OCFStatus:
         if self.marker.read() is None:
             raise AgentFailure(OCFStatus.NOT_RUNNING, "demote of an instance that is not started")
-        self.marker.write(UNPROMOTED)
+        self._write_marker(UNPROMOTED)
         return OCFStatus.SUCCESS
 
     def notify(self) -> OCFStatus:
-        self.log.info(f"notify {self.env.notify_summary()}")
+        # Not advertised and not needed: a configuration that asks anyway gets 0.
+        self.log.debug(f"notify {self.env.notify_summary()}")
         return OCFStatus.SUCCESS
 
     def promote(self) -> OCFStatus:
-        from ..client import for_each_device
+        from .promote import PromoteInterrupted, Promotion
 
         if self.marker.read() is None:
             raise AgentFailure(OCFStatus.NOT_RUNNING, "promote of an instance that is not started")
         setup = self.setup()
-        clients = self._clients(setup)
-        deadline = self.device_deadline
-        outcomes = for_each_device(lambda c: c.switch_relays(setup.own_mode, deadline),
-                                   clients, deadline, label=lambda c: c.label)
-        failures = []
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):
-                failures.append(outcome)
-            elif outcome.changed:
-                self.log.info(f"{outcome.device.label}: relays {RELAY_LABELS[outcome.old_mode]} "
-                              f"-> {RELAY_LABELS[outcome.new_mode]} for node {setup.node}")
+        self._check_clone_shape()
+        state = self._load_state(setup)
+        promotion = Promotion(self, setup)
+        try:
+            with promotion.interruptible():
+                partition = self._start_partition_query()
+                failures = promotion.run()
+        except PromoteInterrupted:
+            self._withhold(state)
+            raise AgentFailure(OCFStatus.ERR_GENERIC, "promote stopped by SIGTERM before every "
+                               f"device confirmed{promotion.moved_summary() or '; nothing moved'}"
+                               ) from None
         if failures:
-            self.score.withhold()
+            self._withhold(state)
             detail = "; ".join(str(failure) for failure in failures)
             raise AgentFailure(OCFStatus.ERR_GENERIC, f"{detail} (relays not all moved to "
-                               f"{RELAY_LABELS[setup.own_mode]} for {setup.node})")
-        self.marker.write(PROMOTED)
-        self.score.set(PROMOTION_SCORE + RELAY_BONUS)
+                               f"{RELAY_LABELS[setup.own_mode]} for {setup.node})"
+                               f"{promotion.moved_summary()}")
+        self._write_marker(PROMOTED)
+        members = partition()
+        state.promoted_with_peer = None if members is None else setup.peer.lower() in members
+        state.yielded_to = state.yielded_since = None
+        state.failed_reads, state.unusable_since = 0, None
+        state.score = PROMOTION_SCORE + RELAY_BONUS
+        self.score.set(state.score)
+        self._save_state(state)
         return OCFStatus.SUCCESS
+
+    def _withhold(self, state: InstanceState) -> None:
+        self.score.set(WITHHELD)
+        state.score = WITHHELD
+        self._save_state(state)
+
+    def _start_partition_query(self):
+        """Ask ``crm_node -p`` in a thread while the relays move; return the getter."""
+        if not self.env.promotable:
+            return lambda: None
+        answer: list = []
+        worker = threading.Thread(target=lambda: answer.append(self._partition()), daemon=True)
+        worker.start()
+
+        def members():
+            worker.join(self.deadline.remaining())
+            return answer[0] if answer else None
+        return members
 
     def monitor(self) -> OCFStatus:
         role = self.marker.read()
@@ -342,23 +535,43 @@ class BerofosAgent:
             # Started, but the configuration broke since: not a reason to stop
             # the clone everywhere (6) or to ban the node from a probe (2, 5).
             raise AgentFailure(OCFStatus.ERR_GENERIC, failure.reason) from None
+        state = self._load_state(setup)
         health = self.read_devices(setup)
-        self.refresh_score(setup, health, role)
-        return self._verdict(setup, health, role)
+        self._release_yield(setup, health, state)
+        self._check_split(setup, health, role, state)
+        self._note_peer(setup, role, state)
+        self.refresh_score(setup, health, role, state)
+        self._save_state(state)
+        return self._verdict(setup, health, role, state)
 
-    def _verdict(self, setup: _Setup, health: list[_Health], role: str) -> OCFStatus:
+    def _verdict(self, setup: _Setup, health: list[_Health], role: str,
+                 state: InstanceState) -> OCFStatus:
         elsewhere = [h for h in health if h.mode is not None and h.mode != setup.own_mode]
-        lost = [h.problem for h in health if h.problem]
-        risks = lost + [f"{h.device.label}: {h.watchdog}" for h in health if h.watchdog]
         if role == PROMOTED and elsewhere:
             first = elsewhere[0]
             raise AgentFailure(OCFStatus.FAILED_PROMOTED,
                                f"{first.device.label} relays at {self._position(setup, first.mode)}"
                                f", expected {self._position(setup, setup.own_mode)}")
+        risks = self._risks(setup, health, role, state)
         if risks:
             self.log.degraded("; ".join(risks))
             return (OCFStatus.DEGRADED_PROMOTED if role == PROMOTED else OCFStatus.DEGRADED)
         return OCFStatus.RUNNING_PROMOTED if role == PROMOTED else OCFStatus.SUCCESS
+
+    def _risks(self, setup: _Setup, health: list[_Health], role: str,
+               state: InstanceState) -> list[str]:
+        risks = [h.problem for h in health if h.problem]
+        risks += [f"{h.device.label}: {h.watchdog}" for h in health if h.watchdog]
+        if role == PROMOTED:
+            risks += [f"{h.device.label}: power-on relays at {self._position(setup, h.modedef)}: "
+                      "a reboot would move the lines" for h in health
+                      if h.problem is None and h.modedef is not None
+                      and h.modedef != setup.own_mode]
+        if state.yielded_to:
+            risks.append(f"lines left to {state.yielded_to}, which is outside this partition "
+                         "(split without fencing or arbiter); 'pcs resource cleanup' if it "
+                         "is known to be down")
+        return risks
 
     def validate_all(self) -> OCFStatus:
         if self.log.missing:
@@ -369,7 +582,18 @@ class BerofosAgent:
                              f"chmod 600 {setup.conf.path}")
         if self.env.check_level < 10:
             return OCFStatus.SUCCESS
+        self._check_clone_shape()
+        self._warn_about_quorum()
         return self._validate_devices(setup)
+
+    def _warn_about_quorum(self) -> None:
+        from .quorum import two_node_without_safety
+
+        if not self.env.promotable and self.env.action != "validate-all":
+            return
+        warning = two_node_without_safety(self._runner, lambda: self.deadline.bound(3.0))
+        if warning:
+            self.log.warning(warning)
 
     def _validate_devices(self, setup: _Setup) -> OCFStatus:
         from ..client import read_status

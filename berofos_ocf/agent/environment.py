@@ -8,11 +8,8 @@ from __future__ import annotations
 
 __all__ = ["AgentEnvironment", "DEFAULT_RSCTMP"]
 
+from ..runstate import DEFAULT_RUN_DIR as DEFAULT_RSCTMP
 from .table import PARAMETERS_BY_NAME, default_timeout
-
-# Debian's ocf-directories: HA_RSCTMP is derived by the shell library, not
-# passed by Pacemaker.
-DEFAULT_RSCTMP = "/run/resource-agents"
 
 
 def _whole_number(text: str | None) -> int | None:
@@ -40,6 +37,10 @@ class AgentEnvironment:
         self.on_node = environ.get("OCF_RESKEY_CRM_meta_on_node") or None
         self.promotable = any((environ.get(name) or "0").strip() not in ("", "0") for name in (
             "OCF_RESKEY_CRM_meta_promoted_max", "OCF_RESKEY_CRM_meta_master_max"))
+        # what the clone allows; None outside a promotable clone
+        self.promoted_max = next((_whole_number(environ.get(name)) for name in (
+            "OCF_RESKEY_CRM_meta_promoted_max", "OCF_RESKEY_CRM_meta_master_max")
+            if environ.get(name)), None)
         self.check_level = _whole_number(environ.get("OCF_CHECK_LEVEL")) or 0
         self.rsc_tmp = environ.get("HA_RSCTMP") or DEFAULT_RSCTMP
         self.debug = environ.get("HA_debug", "0").strip() not in ("", "0", "false", "no")

@@ -1,9 +1,7 @@
-"""What the agent keeps on the node: the role marker and the promotion score.
+"""What the agent keeps in the cluster: the promotion score; and how it runs commands.
 
-The device has no notion of "started on node X" and its relays stay where they
-are after a demote, so the role of an instance lives in a local file under
-``/run/resource-agents`` (tmpfs: gone after a reboot, as a started instance
-should be).  The promotion score is a transient node attribute set with
+The files it keeps on the node (role marker, instance state) are in
+:mod:`berofos_ocf.runstate`.  The promotion score is a transient node attribute set with
 ``crm_attribute --promotion``; outside a promotable clone (ocf-tester,
 ``crm_resource --force-*``) there is no attribute to set, and a failure of
 ``crm_attribute`` never fails an action.
@@ -11,57 +9,11 @@ should be).  The promotion score is a transient node attribute set with
 
 from __future__ import annotations
 
-__all__ = ["UNPROMOTED", "PROMOTED", "RoleMarker", "PromotionScore", "run_command"]
+__all__ = ["PromotionScore", "run_command", "WITHHELD"]
 
-import os
-
-UNPROMOTED = "unpromoted"
-PROMOTED = "promoted"
-_ROLES = (UNPROMOTED, PROMOTED)
-
-
-class RoleMarker:
-    """``<dir>/berofos-<instance>.role`` holding ``unpromoted`` or ``promoted``."""
-
-    def __init__(self, directory: str, instance: str) -> None:
-        self.directory = directory
-        self.path = os.path.join(directory, f"berofos-{instance}.role")
-
-    def read(self) -> str | None:
-        """The role, or None when the instance is not started here."""
-        try:
-            with open(self.path, encoding="ascii") as handle:
-                role = handle.read().strip()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError):
-            return UNPROMOTED  # unreadable marker: started, role unknown → the safe one
-        return role if role in _ROLES else UNPROMOTED
-
-    def write(self, role: str) -> None:
-        """Replace the marker atomically (a half-written role must not exist)."""
-        os.makedirs(self.directory, mode=0o755, exist_ok=True)
-        temporary = f"{self.path}.{os.getpid()}"
-        try:
-            with open(temporary, "w", encoding="ascii") as handle:
-                handle.write(role + "\n")
-            os.replace(temporary, self.path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-
-    def remove(self) -> None:
-        """Remove the marker, and any temporary left by an action killed mid-write."""
-        prefix = os.path.basename(self.path) + "."
-        try:
-            leftovers = [name for name in os.listdir(self.directory) if name.startswith(prefix)]
-        except FileNotFoundError:
-            leftovers = []
-        for name in [os.path.basename(self.path)] + leftovers:
-            try:
-                os.unlink(os.path.join(self.directory, name))
-            except FileNotFoundError:
-                pass
+# Pacemaker's -INFINITY: this node must not be promoted, whatever location
+# rules prefer it.
+WITHHELD = -1_000_000
 
 
 def run_command(argv: list[str], timeout: float) -> tuple[int, str, str]:
@@ -114,6 +66,10 @@ class PromotionScore:
                               f"{error or f'exit status {status}'}")
 
     def set(self, score: int) -> None:
+        """Set the score; :data:`WITHHELD` (or lower) is written as ``-INFINITY``."""
+        if score <= WITHHELD:
+            self.withhold()
+            return
         self._log.debug(f"promotion score of {self.node}: {score}")
         self._run("set", f"--update={score}")
 

@@ -73,9 +73,10 @@ nodes (Wazo, Asterisk ...) are wired to its ports B and D. Run the agent as a \
 promotable clone with at most one promoted instance: promote moves the relays \
 of every device to the promoted node (relay mode A--B for the node named in \
 port_b, A--D for the node named in port_d), reads each device back until it \
-confirms, and only then succeeds. Demote and stop never touch the devices; the \
-relays stay where they are until the next promote. The agent never decides a \
-failover itself: Pacemaker does.
+confirms, and points the power-on relay mode (modedef) there too, so that a \
+berofos that reboots keeps the lines where they are. Demote and stop never \
+touch the devices; the relays stay where they are until the next promote. The \
+agent never decides a failover itself: Pacemaker does.
 
 Wiring: provider on A; the port_b node on B; the port_d node on D. Several \
 berofos (more than 4 lines) are switched together; list them in the bnfos.conf \
@@ -90,23 +91,30 @@ cluster's back. Optionally protect the device ('berofos password \
 
 Health: the monitor is read-only and reports the real role: 0 unpromoted, 8 \
 promoted with every device's relays on this node, 9 promoted but a device's \
-relays point elsewhere (a device rebooted with modedef, a watchdog expired, a \
-manual switch: Pacemaker recovers and promote moves them back), 190/191 \
-degraded when a device cannot be reached from this node or its watchdog is \
-enabled. Each monitor also refreshes this node's promotion score: 100 when \
-every device answers from here, 10 more when the relays already point here, \
--INFINITY when a device cannot be reached (a node that cannot move the \
-relays is never promoted, whatever location rules prefer it), 1 on the \
-promoted node when it loses sight of a device (a node that reaches every \
-device takes over; a berofos down for everyone does \
-not demote the PBX that holds the lines). A location constraint with \
-role=Promoted and a score above 10 makes a node preferred.
+relays point elsewhere (a device rebooted with another modedef, a watchdog \
+expired, a manual switch: Pacemaker recovers and promote moves them back), \
+190/191 degraded when a device cannot be reached from this node, its watchdog \
+is enabled, or (promoted) its power-on mode points at the other node. Each \
+monitor also refreshes this node's promotion score: 100 when every device \
+answers from here, 10 more when the relays already point here, -INFINITY when \
+a device cannot be reached (a node that cannot move the relays is never \
+promoted, whatever location rules prefer it), 1 on the promoted node when it \
+loses sight of a device (a node that reaches every device takes over; a \
+berofos down for everyone does not demote the PBX that holds the lines). A \
+read is tried three times before it fails, and a failed read lowers a score \
+only when the next monitor, at least 5 seconds later, fails too: one dropped \
+connection never moves the lines. A location constraint with role=Promoted and \
+a score above 10 makes a node preferred.
 
-The cluster must guarantee a single promoted instance: fencing, or a third \
-vote (a quorum node or a qdevice); two_node alone does not survive a network \
-split without fencing. Keep the clone off nodes that are \
-neither port_b nor port_d (location constraint -INFINITY): there, start fails \
-with OCF_ERR_ARGS."""
+The cluster must guarantee a single promoted instance: a third vote (a \
+corosync-qdevice arbiter; 'berofos check --holder' is its heuristic) or \
+fencing. With two_node and neither, a network split gives both halves a \
+promoted instance; the agent then limits the damage (the half that held the \
+lines with its peer in sight stops taking them back while the peer is out of \
+sight) and start warns in the log. Set promoted-max=1 (anything else is \
+refused), and migration-threshold=2 with a failure-timeout as the README \
+shows. Keep the clone off nodes that are neither port_b nor port_d (location \
+constraint -INFINITY): there, start fails with OCF_ERR_ARGS."""
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
@@ -147,7 +155,6 @@ ACTIONS: tuple[Action, ...] = (
     Action("demote", 10),
     Action("monitor", 20, interval=10, role="Promoted", depth=0),
     Action("monitor", 20, interval=11, role="Unpromoted", depth=0),
-    Action("notify", 10),
     Action("validate-all", 20),
     Action("meta-data", 5),
 )

@@ -1,0 +1,223 @@
+"""What an instance of the agent keeps on its node between two actions.
+
+Every action is a new process, and the device has no notion of "started on
+node X", so two small files per instance live in the run directory
+(``HA_RSCTMP``, on Debian ``/run/resource-agents``: tmpfs, gone after a reboot
+as a started instance should be):
+
+* ``berofos-INSTANCE.role``: the role marker, ``unpromoted`` or ``promoted``;
+  its existence means "started here".
+* ``berofos-INSTANCE.state``: JSON, :class:`InstanceState`: which devices and
+  which relay mode are this node's, the streak of failed reads that the score
+  hysteresis counts, the last score, and what the split guard knows.
+
+The agent writes them; ``berofos check --holder`` (a corosync-qdevice
+heuristic) reads them.  The directory is trusted only as far as its mode
+allows: one writable by others without the sticky bit is refused, temporary
+files are created with ``O_EXCL`` under unpredictable names, and no file is
+read or written through a symbolic link, so a local user who plants links there
+cannot make root overwrite another file.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_RUN_DIR",
+    "UNPROMOTED",
+    "PROMOTED",
+    "UnsafeRunDirectory",
+    "RunDirectory",
+    "RoleMarker",
+    "InstanceState",
+    "StateFile",
+    "promoted_instances",
+]
+
+import json
+import os
+import stat
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+
+# Debian's ocf-directories: HA_RSCTMP is derived by the shell library, not
+# passed by Pacemaker.
+DEFAULT_RUN_DIR = "/run/resource-agents"
+UNPROMOTED = "unpromoted"
+PROMOTED = "promoted"
+_ROLES = (UNPROMOTED, PROMOTED)
+_PREFIX = "berofos-"
+_MAX_FILE = 64 * 1024  # what the agent writes is a few hundred bytes
+
+
+class UnsafeRunDirectory(OSError):
+    """The run directory is writable by others without the sticky bit, or not a directory."""
+
+
+class RunDirectory:
+    """The directory holding the agent's files, used without following links."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def ensure(self) -> None:
+        """Create the directory if missing (tmpfiles.d may not have run); refuse an unsafe one."""
+        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        self.check()
+
+    def check(self) -> None:
+        info = os.lstat(self.path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise UnsafeRunDirectory(f"{self.path} is not a directory")
+        if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+            raise UnsafeRunDirectory(f"{self.path} is writable by everyone without the sticky "
+                                     f"bit: chmod o-w or +t {self.path}")
+
+    def read(self, name: str) -> str | None:
+        """The text of ``name``, None if absent; a link or a non-regular file is an OSError."""
+        try:
+            descriptor = os.open(self.file(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise OSError(f"{self.file(name)} is not a regular file")
+            data = handle.read(_MAX_FILE + 1)
+        if len(data) > _MAX_FILE:
+            raise OSError(f"{self.file(name)} is larger than {_MAX_FILE} bytes")
+        return data.decode("utf-8")
+
+    def write(self, name: str, text: str) -> None:
+        """Replace ``name`` atomically: a new file under an unpredictable name, then rename.
+
+        rename() replaces a link planted at ``name`` instead of following it.
+        """
+        self.ensure()
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=self.path)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, self.file(name))
+        except BaseException:
+            _unlink(temporary)
+            raise
+
+    def remove(self, name: str) -> None:
+        """Remove ``name`` (a link is removed, not followed) and temporaries of killed writes."""
+        leftovers = []
+        try:
+            leftovers = [entry for entry in os.listdir(self.path)
+                         if entry.startswith(f".{name}.")]
+        except FileNotFoundError:
+            return
+        for entry in [name] + leftovers:
+            _unlink(self.file(entry))
+
+    def names(self, suffix: str) -> list[str]:
+        try:
+            return sorted(entry for entry in os.listdir(self.path)
+                          if entry.startswith(_PREFIX) and entry.endswith(suffix))
+        except FileNotFoundError:
+            return []
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class RoleMarker:
+    """``berofos-INSTANCE.role`` holding ``unpromoted`` or ``promoted``."""
+
+    def __init__(self, directory: str, instance: str) -> None:
+        self.run_dir = RunDirectory(directory)
+        self.directory = directory
+        self.name = f"{_PREFIX}{instance}.role"
+        self.path = self.run_dir.file(self.name)
+
+    def read(self) -> str | None:
+        """The role, or None when the instance is not started here."""
+        try:
+            text = self.run_dir.read(self.name)
+        except (OSError, UnicodeDecodeError):
+            return UNPROMOTED  # there but unreadable: started, role unknown → the safe one
+        if text is None:
+            return None
+        role = text.strip()
+        return role if role in _ROLES else UNPROMOTED
+
+    def write(self, role: str) -> None:
+        self.run_dir.write(self.name, role + "\n")
+
+    def remove(self) -> None:
+        self.run_dir.remove(self.name)
+
+
+@dataclass
+class InstanceState:
+    """The agent's memory of one instance on this node (see the module docstring).
+
+    ``unusable_since`` is a ``time.monotonic()`` reading (system-wide on Linux,
+    and the file does not outlive a boot); ``failed_reads`` counts the actions
+    in a row whose read of the devices failed.
+    """
+
+    node: str = ""
+    own_mode: int | None = None
+    config: str = ""
+    devices: list[str] = field(default_factory=list)
+    score: int | None = None
+    failed_reads: int = 0
+    unusable_since: float | None = None
+    problem: str = ""
+    promoted_with_peer: bool | None = None
+    yielded_to: str | None = None
+    yielded_since: float | None = None
+
+    @classmethod
+    def from_json(cls, text: str) -> InstanceState:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True) + "\n"
+
+
+class StateFile:
+    """``berofos-INSTANCE.state``; a missing or unreadable file reads as a fresh state."""
+
+    def __init__(self, directory: str, instance: str) -> None:
+        self.run_dir = RunDirectory(directory)
+        self.name = f"{_PREFIX}{instance}.state"
+        self.path = self.run_dir.file(self.name)
+
+    def read(self) -> InstanceState:
+        try:
+            text = self.run_dir.read(self.name)
+            return InstanceState() if text is None else InstanceState.from_json(text)
+        except (OSError, ValueError, TypeError):
+            return InstanceState()
+
+    def write(self, state: InstanceState) -> None:
+        self.run_dir.write(self.name, state.to_json())
+
+    def remove(self) -> None:
+        self.run_dir.remove(self.name)
+
+
+def promoted_instances(directory: str) -> list[tuple[str, InstanceState]]:
+    """(instance, state) of every instance whose marker says promoted on this node."""
+    run_dir = RunDirectory(directory)
+    found = []
+    for name in run_dir.names(".role"):
+        instance = name[len(_PREFIX):-len(".role")]
+        if RoleMarker(directory, instance).read() == PROMOTED:
+            found.append((instance, StateFile(directory, instance).read()))
+    return found
