@@ -47,19 +47,33 @@ from .keys import (
     parse_ipv4,
     parse_relay_mode,
 )
+from .runstate import DEFAULT_RUN_DIR, RunDirectory, UnsafeRunDirectory, promoted_instances
 from .udp import BROADCAST, DEFAULT_UDP_PORT, Gbl4Client
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
 LOGIN_ENV = "BEROFOS_LOGIN"
+STATE_DIR_ENV = "HA_RSCTMP"  # where resource-agents keeps the agent's run files
 
 
 class UsageError(BerofosError):
     """Wrong arguments: exit status 2."""
 
 
+class NotHolding(BerofosError):
+    """``check --holder`` on a node that does not hold the lines: exit status 1."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _ConfigPath(argparse.Action):
+    """``-c FILE``, remembered as given: ``check --holder`` refuses a device selection."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.config_given = True
 
 
 class _Context:
@@ -441,6 +455,71 @@ def _write_private(path: str, text: str) -> None:
         raise
 
 
+# -- check: the heuristic of corosync-qdevice ------------------------------------------------
+
+def _cmd_check(ctx: _Context) -> int:
+    """Silent exit 0 when every device answers (and, with --holder, connects this node)."""
+    if ctx.args.holder:
+        expected = _held_devices(ctx)
+    else:
+        if ctx.args.state_dir:
+            raise UsageError("--state-dir goes with --holder")
+        expected = [(device, None) for device in ctx.devices()]
+    devices = [device for device, _ in expected]
+    clients = ctx.clients(devices)
+    statuses = read_status(clients, Deadline(ctx.args.wait))
+    problems = [_check_problem(client, status, own_mode)
+                for client, status, (_, own_mode) in zip(clients, statuses, expected)]
+    return _report(ctx, [p for p in problems if p is not None], devices)
+
+
+def _held_devices(ctx: _Context) -> list[tuple[DeviceEntry, int]]:
+    """(device, relay mode that connects this node) of every instance promoted here."""
+    args = ctx.args
+    given = [option for option, value in (("-c", getattr(args, "config_given", False)),
+                                          ("-f", args.device), ("--host", args.host)) if value]
+    if given:
+        raise UsageError(f"check --holder takes its devices from the agent's state on this "
+                         f"node: drop {', '.join(given)}")
+    state_dir = args.state_dir or ctx.environ.get(STATE_DIR_ENV) or DEFAULT_RUN_DIR
+    instances = _promoted_here(state_dir)
+    if not instances:
+        raise NotHolding("this node holds no lines: no berofos resource is promoted here")
+    held = []
+    for instance, state in instances:
+        if state.own_mode not in RELAY_LABELS or not state.config or not state.devices:
+            raise NotHolding(f"instance {instance} is promoted here but its state file in "
+                             f"{state_dir} says nothing usable (no config, devices or mode)")
+        devices = load_bnfos_conf(state.config).select(state.devices)
+        held += [(device, state.own_mode) for device in devices]
+    return held
+
+
+def _promoted_here(state_dir: str) -> list:
+    try:
+        RunDirectory(state_dir).check()  # a directory others may write to proves nothing
+    except FileNotFoundError:
+        return []
+    except UnsafeRunDirectory as err:
+        raise ConfigFileError(str(err), kind="permission") from None
+    return promoted_instances(state_dir)
+
+
+def _check_problem(client: BerofosClient, status: DeviceStatus,
+                   own_mode: int | None) -> BerofosError | None:
+    """Why this device fails the check, or None."""
+    if status.error is not None:
+        return status.error
+    try:
+        mode = client.relay_mode(status.settings)
+    except BerofosError as err:
+        return err
+    if own_mode is not None and mode != own_mode:
+        return NotHolding(f"{client.label}: relays at {RELAY_LABELS[mode]}, this node is on "
+                          f"{RELAY_LABELS[own_mode]}")
+    return None
+
+
 # -- GBL4 commands --------------------------------------------------------------------------
 
 def _cmd_scan(ctx: _Context) -> int:
@@ -694,7 +773,8 @@ def _add_selection(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     group = parser.add_argument_group("device selection")
-    group.add_argument("-c", "--config", default=default(DEFAULT_PATH), metavar="FILE",
+    group.add_argument("-c", "--config", action=_ConfigPath, default=default(DEFAULT_PATH),
+                       metavar="FILE",
                        help=f"device file in bnfos format (default {DEFAULT_PATH})")
     group.add_argument("-f", "--device", action="append", default=default(None), metavar="NAME",
                        help="device section to use; repeat or separate with commas "
@@ -775,6 +855,21 @@ def _add_device_commands(commands) -> None:
                      help="give up after this long (default 10)")
     _add_selection(sub, suppress=True)
     sub.set_defaults(handler=_cmd_password)
+
+    sub = commands.add_parser("check", help="exit 0, silently, when every device answers with "
+                              "the credentials of the file; one line per failing device "
+                              "otherwise (a corosync-qdevice heuristic)")
+    sub.add_argument("--holder", action="store_true",
+                     help="pass only where the lines are held: a berofos resource is "
+                          "promoted on this node and the relays of its devices connect it "
+                          "(devices from the agent's state, not -c/-f/--host)")
+    sub.add_argument("--state-dir", metavar="DIR",
+                     help=f"the agent's run directory (default ${STATE_DIR_ENV}, or "
+                          f"{DEFAULT_RUN_DIR})")
+    sub.add_argument("--wait", type=_positive, default=4.0, metavar="SECONDS",
+                     help="give up on the devices after this long in all (default 4)")
+    _add_selection(sub, suppress=True)
+    sub.set_defaults(handler=_cmd_check)
 
     sub = commands.add_parser("keys", help="list the keys of get/set")
     sub.set_defaults(handler=_cmd_keys)

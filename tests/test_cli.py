@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import socket
 import subprocess
+import time
 
 import pytest
 
-from berofos_ocf.bnfosconf import load_bnfos_conf
+from berofos_ocf.bnfosconf import DeviceEntry, load_bnfos_conf, render_bnfos_conf
+from berofos_ocf.cli import main
+from berofos_ocf.emulator import Emulator, Fault
+from berofos_ocf.runstate import InstanceState, RoleMarker, StateFile
 
-from .conftest import PYTHON, ROOT
+from .conftest import PYTHON, ROOT, entries_for
 
 PASSWORD = "pw-Zq81"
 
@@ -356,3 +362,116 @@ def test_udp_timeout_suggests_a_broadcast(two_devices):
     result = berofos("-c", conf, "-f", "fos1", "--udp-port", str(emulator.udp_port), "-t", "0.3",
                      "netconf", "-i", "127.0.0.1")
     assert_one_line_error(result, 1, "try --to 255.255.255.255")
+
+
+# -- check: the corosync-qdevice heuristic, in process ------------------------------------
+
+
+def run_main(*argv: str, environ: dict | None = None) -> tuple[int, str, str]:
+    """``berofos ARGV`` in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), stdout=out, stderr=err, environ=environ or {})
+    return status, out.getvalue(), err.getvalue()
+
+
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 where nobody listens (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def pair():
+    """Two protected emulated devices in this process, relays A--B."""
+    with Emulator([("127.0.0.1", 0), ("127.0.0.1", 0)], udp_port=None,
+                  password=PASSWORD) as running:
+        yield running
+
+
+def write_devices(path, devices: list[DeviceEntry]) -> str:
+    path.write_text(render_bnfos_conf(devices))
+    path.chmod(0o600)
+    return str(path)
+
+
+def promote_here(state_dir, conf: str, own_mode: int, role: str = "promoted") -> str:
+    """The files the agent leaves when instance isdn is promoted on node1."""
+    state_dir.mkdir(exist_ok=True)
+    RoleMarker(str(state_dir), "isdn").write(role)
+    StateFile(str(state_dir), "isdn").write(InstanceState(
+        config=conf, devices=["fos1", "fos2"], own_mode=own_mode, node="node1"))
+    return str(state_dir)
+
+
+def test_check_passes_silently_when_every_device_answers(pair, tmp_path):
+    conf = write_devices(tmp_path / "bnfos.conf", entries_for(pair, password=PASSWORD))
+    assert run_main("-c", conf, "check") == (0, "", "")
+
+
+def test_check_names_the_device_that_is_down(pair, tmp_path):
+    fos1, _ = entries_for(pair, password=PASSWORD)
+    port = closed_port()
+    down = DeviceEntry("fos2", host="127.0.0.1", port=port, user="admin", password=PASSWORD)
+    conf = write_devices(tmp_path / "bnfos.conf", [fos1, down])
+    status, out, err = run_main("-c", conf, "check", "--wait", "2")
+    assert (status, out) == (1, "")
+    assert err == f"berofos: fos2 (127.0.0.1:{port}): connection refused\n"
+
+
+def test_check_names_the_device_that_rejects_the_password(pair, tmp_path):
+    fos1, fos2 = entries_for(pair, password=PASSWORD)
+    fos2.password = "wrong-pw-31"
+    conf = write_devices(tmp_path / "bnfos.conf", [fos1, fos2])
+    status, out, err = run_main("-c", conf, "check")
+    assert (status, out) == (1, "")
+    assert err.startswith("berofos: credentials rejected by fos2 (127.0.0.1:")
+    assert len(err.splitlines()) == 1 and "wrong-pw-31" not in err
+
+
+def test_check_of_a_hanging_device_ends_within_wait(pair, tmp_path):
+    conf = write_devices(tmp_path / "bnfos.conf", entries_for(pair, password=PASSWORD))
+    pair.devices[0].add_fault(Fault("hang"))
+    started = time.monotonic()
+    status, _, err = run_main("-c", conf, "-t", "10", "check", "--wait", "1")
+    assert time.monotonic() - started < 1 + 1.5  # bounded by --wait, not by -t
+    assert status == 1 and err.startswith("berofos: fos1 (127.0.0.1:")
+    assert len(err.splitlines()) == 1
+
+
+def test_check_holder_without_a_promoted_instance_fails(pair, tmp_path):
+    conf = write_devices(tmp_path / "bnfos.conf", entries_for(pair, password=PASSWORD))
+    for state_dir in (tmp_path / "absent", promote_here(tmp_path / "run", conf, 1,
+                                                         role="unpromoted")):
+        status, out, err = run_main("check", "--holder", "--state-dir", str(state_dir))
+        assert (status, out) == (1, "")
+        assert err == ("berofos: this node holds no lines: no berofos resource is "
+                       "promoted here\n")
+
+
+@pytest.mark.parametrize("how", ["--state-dir", "HA_RSCTMP"])
+def test_check_holder_passes_where_the_relays_connect_this_node(pair, tmp_path, how):
+    conf = write_devices(tmp_path / "bnfos.conf", entries_for(pair, password=PASSWORD))
+    state_dir = promote_here(tmp_path / "run", conf, own_mode=1)  # the devices are at A--B
+    if how == "HA_RSCTMP":
+        assert run_main("check", "--holder", environ={"HA_RSCTMP": state_dir}) == (0, "", "")
+    else:
+        assert run_main("check", "--holder", "--state-dir", state_dir) == (0, "", "")
+
+
+def test_check_holder_fails_where_the_relays_connect_the_other_node(pair, tmp_path):
+    conf = write_devices(tmp_path / "bnfos.conf", entries_for(pair, password=PASSWORD))
+    pair.devices[1].operator_set({"mode": 0})
+    state_dir = promote_here(tmp_path / "run", conf, own_mode=1)
+    status, out, err = run_main("check", "--holder", "--state-dir", state_dir)
+    assert (status, out) == (1, "")
+    assert err == (f"berofos: {pair.devices[1].name} (127.0.0.1:{pair.devices[1].listen[1]}): "
+                   "relays at A--D, this node is on A--B\n")
+
+
+@pytest.mark.parametrize("selection", [["-c", "x.conf"], ["-f", "fos1"],
+                                       ["--host", "127.0.0.1"]])
+def test_check_holder_refuses_a_device_selection(tmp_path, selection):
+    status, _, err = run_main(*selection, "check", "--holder", "--state-dir", str(tmp_path))
+    assert status == 2 and "takes its devices from the agent's state" in err
+    assert selection[0] in err
