@@ -11,9 +11,19 @@ off port 80) it may carry ``:PORT``, which ``bnfos`` itself does not read, so
 is silently lax (an unparsable ``host`` becomes the broadcast address) this
 reader refuses with the line number instead.
 
-Every error names the file and the line.  :func:`parse_bnfos_conf` is pure;
+Every error names the file and the line, and quotes nothing of a line it
+could not parse: a mistyped line may be a password, and the message reaches
+``crm_mon`` and the logs.  :func:`parse_bnfos_conf` is pure;
 :func:`load_bnfos_conf` reads the file and also reports whether it is readable
 by others (it may hold a password).
+
+Reading is bounded: only a regular file of at most :data:`MAX_FILE_SIZE`
+bytes is read, opened without blocking, so that ``config=/dev/zero`` or a FIFO
+fails at once (:class:`ConfigFileError` kinds ``not-a-file`` and ``too-large``,
+besides ``missing``, ``permission``, ``syntax`` and ``unknown-device``).
+:func:`write_bnfos_conf` replaces a file atomically and durably, through a
+symbolic link, keeping owner, group and (narrowed) mode; :func:`update_logins`
+edits login lines and keeps every other byte.
 """
 
 from __future__ import annotations
@@ -21,18 +31,25 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_PATH",
     "DEFAULT_HTTP_PORT",
+    "MAX_FILE_SIZE",
     "DeviceEntry",
     "BnfosConf",
     "parse_bnfos_conf",
+    "read_bnfos_bytes",
     "load_bnfos_conf",
     "render_bnfos_conf",
+    "write_bnfos_conf",
     "parse_host",
     "set_login",
+    "update_logins",
     "merge_devices",
 ]
 
+import contextlib
+import copy
 import os
 import stat
+import tempfile
 
 from .errors import ConfigFileError, InvalidValue
 from .keys import parse_decimal, parse_ipv4
@@ -42,6 +59,13 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SEPARATORS = (" ", "\t", "=")  # what bnfos skips between a key and its value
 DEFAULT_HTTP_PORT = 80
 _MAC_LENGTH = 17
+MAX_FILE_SIZE = 1024 * 1024  # a file for a hundred devices is under 10 kB
+_BOM = b"\xef\xbb\xbf"
+_PRIVATE_MODE = 0o640  # at most: owner writes, its group (e.g. the cluster's) reads
+_NEW_FILE_MODE = 0o600
+_EXPECTED_LINE = "syntax error: expected [name], mac, host or login"
+_EXPECTED_HOST = ("host must be a dotted-quad IPv4 address like 10.0.0.5, with :PORT "
+                  "(1 to 65535) when the port is not 80")
 
 
 class DeviceEntry:
@@ -167,7 +191,7 @@ def parse_bnfos_conf(text: str, path: str = DEFAULT_PATH) -> BnfosConf:
         if line[0] == "[":
             name, closed, rest = line[1:].partition("]")
             if not closed or not name.strip() or rest.strip():
-                raise fail(f"bad section header {line!r}")
+                raise fail("bad section header: expected [name]")
             name = name.strip()
             if any(d.name.lower() == name.lower() for d in devices):
                 raise fail(f"device [{name}] is defined twice")
@@ -177,21 +201,20 @@ def parse_bnfos_conf(text: str, path: str = DEFAULT_PATH) -> BnfosConf:
         letters = len(line) - len(line.lstrip(_LETTERS))
         word = line[:letters].lower()
         if word not in ("mac", "host", "login") or line[letters:letters + 1] not in _SEPARATORS:
-            # Only the key is quoted: a mistyped line may hold a password.
-            raise fail("syntax error: expected [name], mac, host or login, "
-                       f"got {word or line[0]!r}")
+            raise fail(_EXPECTED_LINE)
         if current is None:
             raise fail(f"{word} outside a [device] section")
         value = _value_after(line, line[:letters])
         if word == "mac":
             if len(value) != _MAC_LENGTH:
-                raise fail(f"mac must be 17 characters like 00:19:32:00:12:1D, got {value!r}")
+                raise fail("mac must be 17 characters like 00:19:32:00:12:1D, "
+                           f"not {len(value)}")
             current.mac = _normalise_mac(value, fail)
         elif word == "host":
             try:
                 current.host, current.port = parse_host(value)
-            except InvalidValue as err:
-                raise fail(f"host: {err}") from None
+            except InvalidValue:
+                raise fail(_EXPECTED_HOST) from None
         else:
             user, sep, password = value.partition(":")
             if not user:
@@ -208,27 +231,72 @@ def _normalise_mac(value: str, fail) -> str:
     # Like bnfos: six pairs of hex digits, any one character between them.
     pairs = [value[i:i + 2] for i in range(0, 17, 3)]
     if not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in pairs):
-        raise fail(f"mac {value!r} is not like 00:19:32:00:12:1D")
+        raise fail("mac must be six pairs of hex digits like 00:19:32:00:12:1D")
     return ":".join(pairs).upper()
 
 
-def load_bnfos_conf(path: str = DEFAULT_PATH) -> BnfosConf:
-    """Read and parse a file; missing and unreadable files are distinct errors."""
+def read_bnfos_bytes(path: str = DEFAULT_PATH) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file of at most :data:`MAX_FILE_SIZE` bytes, and its status.
+
+    Opened without blocking (a FIFO would wait for a writer for ever), then
+    checked with fstat, then read no further than the limit: ``/dev/zero``
+    and a FIFO are ``not-a-file``, a larger file is ``too-large``.
+    """
     try:
-        with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            text = handle.read()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ConfigFileError("file not found", path=path, kind="missing") from None
     except PermissionError:
         raise ConfigFileError("permission denied", path=path, kind="permission") from None
-    except IsADirectoryError:
-        raise ConfigFileError("is a directory", path=path, kind="missing") from None
     except OSError as err:
-        raise ConfigFileError(err.strerror or "cannot be read", path=path,
+        raise ConfigFileError((err.strerror or "cannot be read").lower(), path=path,
                               kind="permission") from None
-    conf = parse_bnfos_conf(text, path)
-    conf.world_readable = bool(mode & stat.S_IROTH)
+    try:
+        info = os.fstat(descriptor)
+        _check_regular(path, info)
+        data = _read_at_most(path, descriptor, MAX_FILE_SIZE)
+    finally:
+        os.close(descriptor)
+    return data, info
+
+
+def _check_regular(path: str, info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigFileError("is a directory", path=path, kind="missing")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigFileError("not a regular file (a device, FIFO or socket)", path=path,
+                              kind="not-a-file")
+    if info.st_size > MAX_FILE_SIZE:
+        raise ConfigFileError(f"larger than {MAX_FILE_SIZE // 1024} KiB", path=path,
+                              kind="too-large")
+
+
+def _read_at_most(path: str, descriptor: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    try:
+        while size <= limit:
+            chunk = os.read(descriptor, limit + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as err:
+        raise ConfigFileError((err.strerror or "cannot be read").lower(), path=path,
+                              kind="permission") from None
+    # the file grew after fstat
+    raise ConfigFileError(f"larger than {limit // 1024} KiB", path=path, kind="too-large")
+
+
+def load_bnfos_conf(path: str = DEFAULT_PATH) -> BnfosConf:
+    """Read and parse a file; missing and unreadable files are distinct errors.
+
+    Text that is not UTF-8 (a Latin-1 comment) is read with replacement
+    characters, a byte order mark is skipped, as ``bnfos`` skips what it
+    does not use.
+    """
+    data, info = read_bnfos_bytes(path)
+    conf = parse_bnfos_conf(data.decode("utf-8-sig", errors="replace"), path)
+    conf.world_readable = bool(info.st_mode & stat.S_IROTH)
     return conf
 
 
@@ -286,30 +354,123 @@ def set_login(text: str, name: str, user: str, password: str, path: str = DEFAUL
     return "\n".join(lines)
 
 
-def merge_devices(existing: list[DeviceEntry], found: list[DeviceEntry]) -> list[DeviceEntry]:
-    """Devices for a rescanned file: known MACs keep their name and login.
+def update_logins(data: bytes, names: list[str], user: str, password: str,
+                  path: str = DEFAULT_PATH) -> bytes:
+    """The bytes of a file with the ``login`` line of each device set, every other byte kept.
 
-    ``found`` come from a scan (name unset or provisional); devices of
-    ``existing`` that the scan did not see are kept, after the found ones.
-    New devices are named ``fos1``, ``fos2`` … skipping names in use.
+    A byte order mark and bytes that are not UTF-8 (a Latin-1 comment) come
+    out as they went in.  The result is parsed before it is returned, so that
+    a caller can check an edit before it changes anything else.
     """
-    by_mac = {d.mac.upper(): d for d in existing if d.mac}
-    used = {d.name.lower() for d in existing}
-    merged = []
-    counter = 1
+    bom = _BOM if data.startswith(_BOM) else b""
+    text = data[len(bom):].decode("utf-8", errors="surrogateescape")
+    for name in names:
+        text = set_login(text, name, user, password, path)
+    parse_bnfos_conf(text, path)
+    return bom + text.encode("utf-8", errors="surrogateescape")
+
+
+def write_bnfos_conf(path: str, data: bytes) -> None:
+    """Replace the file at ``path`` with ``data``, atomically and durably.
+
+    A symbolic link is written through: its target is replaced, the link
+    stays.  The new file keeps the owner and group of the old one and its
+    mode, narrowed to 0640 when it holds a password (never opened wider); a
+    new file gets 0600.  The temporary file is made next to the target, and
+    file and directory are synced before and after the rename, so that a
+    crash leaves the old file or the new one, never an empty one.
+    """
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    try:
+        old = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    private = parse_bnfos_conf(data.decode("utf-8-sig", errors="replace"), path).holds_password
+    descriptor, temporary = tempfile.mkstemp(prefix=".bnfos.", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            if old is not None:
+                _keep_owner(out.fileno(), old)
+            os.fchmod(out.fileno(), _written_mode(old, private))
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        _sync_directory(directory)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _sync_directory(directory)
+
+
+def _written_mode(old: os.stat_result | None, private: bool) -> int:
+    if old is None:
+        return _NEW_FILE_MODE
+    mode = stat.S_IMODE(old.st_mode) & 0o777
+    return mode & _PRIVATE_MODE if private else mode
+
+
+def _keep_owner(descriptor: int, old: os.stat_result) -> None:
+    # root keeps both; a user keeps the group if a member of it; otherwise the
+    # file becomes the writer's, which is what an editor would do too
+    for uid in (old.st_uid, -1):
+        try:
+            os.fchown(descriptor, uid, old.st_gid)
+            return
+        except PermissionError:
+            continue
+
+
+def _sync_directory(directory: str) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def merge_devices(existing: list[DeviceEntry], found: list[DeviceEntry], *,
+                  accept_move=None) -> list[DeviceEntry]:
+    """Devices for a rescanned file: the file's sections, in their order, then new devices.
+
+    A found device is the section with its MAC, or else the section without
+    a MAC at its address (``host`` and port); that section keeps its name and
+    login and takes the MAC and, when ``accept_move(known, found)`` allows (by
+    default always), the new address.  A found device without an address
+    keeps the known one.  Other found devices are appended, named ``fos1``,
+    ``fos2`` … skipping names in use; a device is never written twice.
+    """
+    merged = [copy.copy(device) for device in existing]
+    by_mac = {d.mac.upper(): d for d in merged if d.mac}
+    by_address = {(d.host, d.port): d for d in reversed(merged) if not d.mac and d.host}
+    used = {d.name.lower() for d in merged}
     for device in found:
-        known = by_mac.pop(device.mac.upper(), None) if device.mac else None
-        host, port = device.host, device.port
-        if known is not None:
-            name, user, password = known.name, known.user, known.password
-            if host in (None, "0.0.0.0") and known.host:
-                host, port = known.host, known.port  # no address yet: keep the known one
-        else:
-            while f"fos{counter}" in used:
-                counter += 1
-            name, user, password = f"fos{counter}", None, None
-            used.add(name)
-        merged.append(DeviceEntry(name, mac=device.mac, host=host, port=port, user=user,
-                                  password=password))
-    merged += [d for d in existing if d.mac is None or d.mac.upper() in by_mac]
+        known = by_mac.get(device.mac.upper()) if device.mac else None
+        known = known or by_address.pop((device.host, device.port), None)
+        if known is None:
+            known = DeviceEntry(_free_name(used))
+            merged.append(known)
+        _update_known(known, device, accept_move)
+        if known.mac:
+            by_mac[known.mac.upper()] = known
     return merged
+
+
+def _free_name(used: set[str]) -> str:
+    number = 1
+    while f"fos{number}" in used:
+        number += 1
+    used.add(f"fos{number}")
+    return f"fos{number}"
+
+
+def _update_known(known: DeviceEntry, found: DeviceEntry, accept_move) -> None:
+    known.mac = known.mac or found.mac
+    if found.host in (None, "0.0.0.0"):
+        return  # no address yet: keep the known one
+    moved = known.host not in (None, "0.0.0.0") and (known.host, known.port) != (
+        found.host, found.port)
+    if not moved or accept_move is None or accept_move(known, found):
+        known.host, known.port = found.host, found.port

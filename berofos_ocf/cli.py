@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -30,8 +29,10 @@ from .bnfosconf import (
     load_bnfos_conf,
     merge_devices,
     parse_host,
+    read_bnfos_bytes,
     render_bnfos_conf,
-    set_login,
+    update_logins,
+    write_bnfos_conf,
 )
 from .client import DEFAULT_TIMEOUT, BerofosClient, DeviceStatus, for_each_device, read_status
 from .deadline import Deadline
@@ -48,6 +49,7 @@ from .keys import (
     parse_relay_mode,
 )
 from .runstate import DEFAULT_RUN_DIR, RunDirectory, UnsafeRunDirectory, promoted_instances
+from .text import shown
 from .udp import BROADCAST, DEFAULT_UDP_PORT, Gbl4Client
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
@@ -98,6 +100,13 @@ class _Context:
         with self._lock:
             self.stderr.write(f"berofos: {message}\n")
             self.stderr.flush()
+
+    def ask(self, question: str) -> str:
+        """The line the operator types after ``question``."""
+        with self._lock:
+            self.stdout.write(question)
+            self.stdout.flush()
+        return self.stdin.readline()
 
     def devices(self) -> list[DeviceEntry]:
         """The devices chosen by ``--host`` or by ``-c``/``-f``."""
@@ -214,11 +223,11 @@ def _status_record(status: DeviceStatus) -> dict:
         "password_protection": values.get("pwd"),
     })
     invalid = status.settings.invalid()
-    problems = [f"{name}: {raw!r} not understood" for name, raw in invalid.items()]
+    problems = [f"{name}: {_not_understood(raw)}" for name, raw in invalid.items()]
     if mode is None and "mode" not in invalid:
         problems.append("no relay mode in config.txt")
     if status.settings.magic != "0.1":
-        problems.append(f"firmware format {status.settings.magic}, expected 0.1")
+        problems.append(f"firmware format {shown(status.settings.magic)}, expected 0.1")
     record["problem"] = "; ".join(problems)
     return record
 
@@ -275,11 +284,11 @@ def _cmd_show(ctx: _Context) -> int:
         values = s.settings.values()
         for key in KEYS:
             if key.name in values:
-                ctx.print(f" {key.name:<10}= {key.format_user(values[key.name])}")
+                ctx.print(f" {key.name:<10}= {shown(key.format_user(values[key.name]))}")
         for name, raw in s.settings.invalid().items():
-            ctx.print(f" {name:<10}= {raw!r} (not understood)")
+            ctx.print(f" {name:<10}= {_not_understood(raw)}")
         for wire, raw in s.settings.unknown.items():
-            ctx.print(f" {wire:<10}= {raw} (unknown line)")
+            ctx.print(f" {shown(wire):<10}= {shown(raw)} (unknown line)")
         ctx.print("")
     return status
 
@@ -312,9 +321,14 @@ def _user_value(settings, key) -> str:
     if key.name not in settings:
         return "(missing)"
     try:
-        return key.format_user(settings[key.name])
+        return shown(key.format_user(settings[key.name]))
     except FormatError:
-        return f"{settings.raw[key.wire]!r} (not understood)"
+        return _not_understood(settings.raw[key.wire])
+
+
+def _not_understood(raw: str) -> str:
+    """A value the device printed that does not fit its key, made safe to show."""
+    return f"'{shown(raw)}' (not understood)"
 
 
 # -- set, switch, password ------------------------------------------------------------------
@@ -396,9 +410,13 @@ def _cmd_password(ctx: _Context) -> int:
     devices = ctx.devices()
     if ctx.args.update_config and ctx.args.host:
         raise UsageError("--update-config needs devices from the configuration file, not --host")
-    if ctx.args.update_config:
-        _check_writable(ctx.args.config)  # before any device changes
+    # Whatever can go wrong with the file goes wrong before any device
+    # changes: a device with a new password and a file with the old one lock
+    # the cluster out.
+    data = _read_for_update(ctx.args.config) if ctx.args.update_config else None
     password = _read_new_password(ctx)
+    if data is not None:  # a dry run: the edited file must parse
+        update_logins(data, [d.name for d in devices], "admin", password, ctx.args.config)
     deadline = Deadline(ctx.args.wait)
     clients = ctx.clients(devices)
     accepted: list[DeviceEntry] = []  # devices that took the new password
@@ -415,44 +433,46 @@ def _cmd_password(ctx: _Context) -> int:
         if not isinstance(outcome, Exception):
             ctx.print(f"{client.label}: password protection on (user admin)")
     accepted = [d for d in devices if d in accepted]  # file order, whatever thread came first
-    if ctx.args.update_config and accepted:
-        _update_logins(ctx, accepted, password)
+    status = EXIT_OK
+    if data is not None and accepted:
+        status = _update_logins(ctx, data, accepted, password)
     elif accepted:
         ctx.print(f"add 'login = admin:<the password>' to the sections of "
                   f"{', '.join(d.name for d in accepted)} in {ctx.args.config} "
                   "(or use --update-config)")
-    return _report(ctx, outcomes, devices)
+    return max(_report(ctx, outcomes, devices), status)
 
 
 def _check_writable(path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.access(directory, os.W_OK) or (os.path.exists(path)
-                                             and not os.access(path, os.W_OK)):
+    """Refuse a file (the target of a link) that could not be replaced."""
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: not writable (directory {directory})")
+    if os.path.exists(target) and not os.access(target, os.W_OK):
         raise UsageError(f"{path}: not writable")
 
 
-def _update_logins(ctx: _Context, devices: list[DeviceEntry], password: str) -> None:
+def _read_for_update(path: str) -> bytes:
+    """The bytes of a device file that can be replaced; read as the loader reads it."""
+    _check_writable(path)
+    return read_bnfos_bytes(path)[0]
+
+
+def _update_logins(ctx: _Context, data: bytes, devices: list[DeviceEntry],
+                   password: str) -> int:
     path = ctx.args.config
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    for device in devices:
-        text = set_login(text, device.name, "admin", password, path)
-    _write_private(path, text)
-    ctx.print(f"{path}: login of {', '.join(d.name for d in devices)} updated")
-
-
-def _write_private(path: str, text: str) -> None:
-    """Write a file readable by its owner only (it may hold passwords), atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".bnfos.", dir=directory)
+    names = ", ".join(d.name for d in devices)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        write_bnfos_conf(path, update_logins(data, [d.name for d in devices], "admin",
+                                             password, path))
+    except OSError as err:  # the disk filled up since the checks
+        ctx.warn(f"error: {path} not updated ({(err.strerror or str(err)).lower()}): {names} "
+                 "now take the new password: add 'login = admin:<the password>' to their "
+                 "sections by hand")
+        return EXIT_USAGE
+    ctx.print(f"{path}: login of {names} updated")
+    return EXIT_OK
 
 
 # -- check: the heuristic of corosync-qdevice ------------------------------------------------
@@ -523,8 +543,7 @@ def _check_problem(client: BerofosClient, status: DeviceStatus,
 # -- GBL4 commands --------------------------------------------------------------------------
 
 def _cmd_scan(ctx: _Context) -> int:
-    if ctx.args.write:
-        _check_writable(ctx.args.write)
+    known = _scan_file_devices(ctx.args.write) if ctx.args.write else None
     target = ctx.args.to or (parse_host(ctx.args.host)[0] if ctx.args.host else BROADCAST)
     replies = ctx.udp().scan(target, ctx.args.window)
     if ctx.args.json:
@@ -541,20 +560,54 @@ def _cmd_scan(ctx: _Context) -> int:
                   "on" if r.dhcp else "off") for r in replies]
         _table(ctx, rows)
         ctx.print(f"{len(replies)} device{'s' if len(replies) != 1 else ''} found.")
-    if ctx.args.write:
-        _write_scan(ctx, replies)
+    if known is not None:
+        return _write_scan(ctx, known, replies)
     return EXIT_OK
 
 
-def _write_scan(ctx: _Context, replies: list) -> None:
+def _scan_file_devices(path: str) -> list[DeviceEntry]:
+    """The devices already in the file of --write; checked before the scan, like the file."""
+    _check_writable(path)
+    if not os.path.exists(path):
+        return []
+    return load_bnfos_conf(path).devices
+
+
+def _write_scan(ctx: _Context, known: list[DeviceEntry], replies: list) -> int:
     path = ctx.args.write
-    existing = []
-    if os.path.exists(path):
-        existing = load_bnfos_conf(path).devices
+    if not replies:
+        ctx.warn(f"no device answered: {path} left as it was")
+        return EXIT_DEVICE
     found = [DeviceEntry("", mac=format_mac(r.mac), host=r.ip, port=r.http_port)
              for r in replies]
-    _write_private(path, render_bnfos_conf(merge_devices(existing, found)))
-    ctx.print(f"{path}: {len(found)} device(s) written (names and logins of known MACs kept)")
+    refused: list[str] = []
+
+    def accept_move(device: DeviceEntry, seen: DeviceEntry) -> bool:
+        # A scan reply is easy to forge: moving a device (and its login)
+        # elsewhere is the operator's decision.
+        change = f"{device.name} ({device.mac}): address {device.address} -> {seen.address}"
+        if _confirmed(ctx, change):
+            return True
+        refused.append(f"{change} refused, {device.address} kept (add --yes to accept)")
+        return False
+
+    devices = merge_devices(known, found, accept_move=accept_move)
+    write_bnfos_conf(path, render_bnfos_conf(devices).encode())
+    ctx.print(f"{path}: {len(devices)} device(s) written "
+              "(names and logins of known devices kept)")
+    for message in refused:
+        ctx.warn(message)
+    return EXIT_DEVICE if refused else EXIT_OK
+
+
+def _confirmed(ctx: _Context, change: str) -> bool:
+    """--yes, or the answer of the operator at a terminal; never without one."""
+    if ctx.args.yes:
+        ctx.print(change)
+        return True
+    if not (hasattr(ctx.stdin, "isatty") and ctx.stdin.isatty()):
+        return False
+    return ctx.ask(f"{change}: accept? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _cmd_netconf(ctx: _Context) -> int:
@@ -850,7 +903,9 @@ def _add_device_commands(commands) -> None:
     sub.add_argument("--stdin", action="store_true", help="read the password from the first "
                      "line of standard input instead of the terminal")
     sub.add_argument("--update-config", action="store_true",
-                     help="write the login line of each device into the -c file")
+                     help="write the login line of each device into the -c file (checked "
+                          "before any device changes; a link's target is written, keeping "
+                          "owner, group and mode, at most 0640)")
     sub.add_argument("--wait", type=_positive, default=10.0, metavar="SECONDS",
                      help="give up after this long (default 10)")
     _add_selection(sub, suppress=True)
@@ -885,8 +940,15 @@ def _add_udp_commands(commands) -> None:
     sub.add_argument("--window", type=_positive, default=3.0, metavar="SECONDS",
                      help="how long to collect answers (default 3)")
     sub.add_argument("--write", metavar="FILE", help="write the devices found to FILE in bnfos "
-                     "format, keeping names and logins of known MACs (mode 0600; like "
-                     "bnfos --scan -x, comments are not kept)")
+                     "format: its sections keep their order, names and logins (a device is "
+                     "known by its MAC, or by its host in a section without mac), new devices "
+                     "come last; a new file gets mode 0600, an existing one (or a link's "
+                     "target) keeps owner, group and mode, at most 0640 with a password; "
+                     "like bnfos --scan -x, comments are not kept; nothing is written when "
+                     "no device answers")
+    sub.add_argument("--yes", action="store_true", help="accept a known device's change of "
+                     "address without asking (without a terminal and without --yes the old "
+                     "address is kept)")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     _add_selection(sub, suppress=True)
     sub.set_defaults(handler=_cmd_scan)

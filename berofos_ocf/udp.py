@@ -7,8 +7,11 @@ broadcast reaches exactly one device; a scan reaches all of them).
 
 Single-reply commands wait for the first well-formed reply with the same
 command (and, where the reply carries one, the same MAC); foreign datagrams
-are skipped rather than fatal.  Lost datagrams are retried only where
-re-sending is harmless: flash pages (numbered) and nothing else.
+are skipped rather than fatal.  A scan reply counts only when it comes
+from the address it gives (or from the address asked): anyone on the
+segment can answer a broadcast, and a forged reply must not move a known
+device.  Lost datagrams are retried only where re-sending is harmless:
+flash pages (numbered) and nothing else.
 """
 
 from __future__ import annotations
@@ -103,8 +106,8 @@ class Gbl4Client:
         found: dict[bytes, ScanReply] = {}
         with self._open(target) as sock:
             self._send(sock, ScanRequest().encode(), target, target)
-            for reply, _sender in self._receive(sock, self._clock() + window):
-                if isinstance(reply, ScanReply) and reply.hw_magic in HW_MAGICS:
+            for reply, sender in self._receive(sock, self._clock() + window):
+                if _genuine_scan_reply(reply, sender[0], target):
                     found.setdefault(reply.mac, reply)
                     if reply.mac == until_mac:
                         break
@@ -171,6 +174,12 @@ class Gbl4Client:
             if progress is not None:
                 progress(number + 1, len(pages))
         return len(pages)
+
+
+def _genuine_scan_reply(reply, sender: str, target: str) -> bool:
+    """A scan reply of a berofos, sent from the address it gives or from the one asked."""
+    return (isinstance(reply, ScanReply) and reply.hw_magic in HW_MAGICS
+            and sender in (reply.ip, target))
 
 
 def _reply_matches(reply, request) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import os
 import socket
+import stat
 import subprocess
+import threading
 import time
 
 import pytest
@@ -189,6 +192,55 @@ def test_password_command_protects_and_updates_the_file(emulator_process, tmp_pa
     assert berofos("-c", str(conf), "status").returncode == 0
 
 
+def test_password_update_keeps_a_latin1_comment_and_the_bom(emulator_process, tmp_path):
+    emulator = emulator_process()
+    conf = tmp_path / "bnfos.conf"
+    text = render_bnfos_conf(emulator.entries()).encode()
+    conf.write_bytes(b"\xef\xbb\xbf# r\xe9seau t\xe9l\xe9phonique\n" + text)
+    result = berofos("-c", str(conf), "password", "--stdin", "--update-config",
+                     stdin="n3w-secret\n")
+    assert result.returncode == 0, result.stderr
+    assert conf.read_bytes().startswith(b"\xef\xbb\xbf# r\xe9seau t\xe9l\xe9phonique\n")
+    assert [d.password for d in load_bnfos_conf(str(conf)).devices] == ["n3w-secret"]
+
+
+def test_password_update_that_cannot_be_written_says_what_to_do(emulator, tmp_path,
+                                                               monkeypatch):
+    conf = write_devices(tmp_path / "bnfos.conf", entries_for(emulator))
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("berofos_ocf.cli.write_bnfos_conf", disk_full)
+    status, out, err = run_main("-c", conf, "password", "--stdin", "--update-config",
+                                stdin=io.StringIO("n3w-secret\n"))
+    assert status == 2 and "password protection on" in out, (out, err)
+    assert err == (f"berofos: error: {conf} not updated (no space left on device): fos1 now "
+                   "take the new password: add 'login = admin:<the password>' to their "
+                   "sections by hand\n")
+    assert "n3w-secret" not in out + err
+
+
+def test_password_update_writes_through_a_link_and_keeps_owner_group_mode(emulator_process,
+                                                                         tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another owner and group needs root")
+    emulator = emulator_process()
+    (tmp_path / "etc").mkdir()
+    target = emulator.write_conf(tmp_path / "etc" / "bnfos.conf")
+    os.chown(target, 0, 1)  # root:daemon 0640, the cluster's group reads it
+    target.chmod(0o640)
+    link = tmp_path / "bnfos.conf"
+    link.symlink_to(target)
+    result = berofos("-c", str(link), "password", "--stdin", "--update-config",
+                     stdin="n3w-secret\n")
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink()
+    assert [d.password for d in load_bnfos_conf(str(target)).devices] == ["n3w-secret"]
+    info = target.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 1, 0o640)
+
+
 def test_password_too_long(two_devices):
     _, conf = two_devices
     result = berofos("-c", conf, "password", "--stdin", stdin="x" * 16 + "\n")
@@ -200,15 +252,17 @@ def test_scan_and_write_the_file(emulator_process, tmp_path):
     conf = tmp_path / "bnfos.conf"
     conf.write_text(f"[pbx-fos]\nmac = {emulator.info['devices'][1]['mac']}\n"
                     "host = 10.9.9.9\nlogin = admin:kept\n")
+    conf.chmod(0o644)
     result = berofos("--udp-port", str(emulator.udp_port), "scan", "--to", "127.0.0.1",
-                     "--window", "0.5", "--write", str(conf))
+                     "--window", "0.5", "--write", str(conf), "--yes")
     assert result.returncode == 0, result.stderr
     assert "2 devices found." in result.stdout
+    assert "pbx-fos (" in result.stdout and "address 10.9.9.9 -> 127.0.0.1:" in result.stdout
     devices = load_bnfos_conf(str(conf)).devices
     assert [(d.name, d.address, d.password) for d in devices] == [
-        ("fos1", emulator.info["devices"][0]["address"], None),
-        ("pbx-fos", emulator.info["devices"][1]["address"], "kept")]
-    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+        ("pbx-fos", emulator.info["devices"][1]["address"], "kept"),
+        ("fos1", emulator.info["devices"][0]["address"], None)]
+    assert oct(conf.stat().st_mode & 0o777) == "0o640"  # a password: not for others
     assert berofos("-c", str(conf), "-f", "fos1", "status").returncode == 0
 
 
@@ -367,10 +421,10 @@ def test_udp_timeout_suggests_a_broadcast(two_devices):
 # -- check: the corosync-qdevice heuristic, in process ------------------------------------
 
 
-def run_main(*argv: str, environ: dict | None = None) -> tuple[int, str, str]:
+def run_main(*argv: str, environ: dict | None = None, stdin=None) -> tuple[int, str, str]:
     """``berofos ARGV`` in this process: (exit status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    status = main(list(argv), stdout=out, stderr=err, environ=environ or {})
+    status = main(list(argv), stdout=out, stderr=err, stdin=stdin, environ=environ or {})
     return status, out.getvalue(), err.getvalue()
 
 
@@ -475,3 +529,135 @@ def test_check_holder_refuses_a_device_selection(tmp_path, selection):
     status, _, err = run_main(*selection, "check", "--holder", "--state-dir", str(tmp_path))
     assert status == 2 and "takes its devices from the agent's state" in err
     assert selection[0] in err
+
+
+# -- scan --write: hand-written files, forged replies --------------------------------------
+
+
+class Terminal(io.StringIO):
+    """Standard input as if typed at a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def scanned():
+    """Two emulated devices with GBL4 on loopback, in this process."""
+    with Emulator([("127.0.0.1", 0), ("127.0.0.1", 0)], udp_port=0) as running:
+        yield running
+
+
+def scan_write(emulator: Emulator, conf, *extra: str, stdin=None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["--udp-port", str(emulator.udp_port), "scan", "--to", "127.0.0.1",
+                   "--window", "0.3", "--write", str(conf), *extra], stdout=out, stderr=err,
+                  stdin=stdin or io.StringIO(""), environ={})
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_scan_write_matches_a_section_without_mac_by_its_host(scanned, tmp_path):
+    first, second = entries_for(scanned)
+    conf = tmp_path / "bnfos.conf"
+    conf.write_text(f"[pbxfos]\nhost = {second.address}\nlogin = admin:kept\n")
+    status, out, err = scan_write(scanned, conf)
+    assert (status, err) == (0, "")
+    devices = load_bnfos_conf(str(conf)).devices
+    assert [(d.name, d.mac, d.address, d.password) for d in devices] == [
+        ("pbxfos", second.mac, second.address, "kept"),
+        ("fos1", first.mac, first.address, None)]
+    assert f"{conf}: 2 device(s) written" in out
+
+
+def test_scan_write_counts_what_the_file_holds(scanned, tmp_path):
+    conf = tmp_path / "bnfos.conf"
+    conf.write_text("[away]\nmac = 02:00:00:00:00:01\nhost = 10.0.0.1\n")
+    status, out, _ = scan_write(scanned, conf)
+    assert status == 0 and f"{conf}: 3 device(s) written" in out
+    assert [d.name for d in load_bnfos_conf(str(conf)).devices] == ["away", "fos1", "fos2"]
+
+
+def test_scan_write_that_finds_nothing_writes_nothing(tmp_path):
+    conf = tmp_path / "bnfos.conf"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # a device that never answers
+        out, err = io.StringIO(), io.StringIO()
+        status = main(["--udp-port", str(silent.getsockname()[1]), "scan", "--to", "127.0.0.1",
+                       "--window", "0.2", "--write", str(conf)], stdout=out, stderr=err,
+                      environ={})
+    assert status == 1 and not conf.exists()
+    assert err.getvalue() == f"berofos: no device answered: {conf} left as it was\n"
+
+
+def moved_device_file(emulator: Emulator, path) -> str:
+    """A file that knows fos1 by its MAC, at an address it is not at."""
+    first, _ = entries_for(emulator)
+    path.write_text(f"[fos1]\nmac = {first.mac}\nhost = 10.9.9.9\nlogin = admin:pw\n")
+    path.chmod(0o600)
+    return first.address
+
+
+def test_scan_write_without_terminal_keeps_a_known_address(scanned, tmp_path):
+    conf = tmp_path / "bnfos.conf"
+    seen = moved_device_file(scanned, conf)
+    status, _, err = scan_write(scanned, conf)
+    assert status == 1
+    assert err == (f"berofos: fos1 ({entries_for(scanned)[0].mac}): address 10.9.9.9 -> {seen} "
+                   "refused, 10.9.9.9 kept (add --yes to accept)\n")
+    other = entries_for(scanned)[1].address
+    assert [d.address for d in load_bnfos_conf(str(conf)).devices] == ["10.9.9.9", other]
+
+
+@pytest.mark.parametrize("extra, answer, accepted", [
+    (["--yes"], "", True), ([], "y\n", True), ([], "n\n", False), ([], "\n", False)])
+def test_scan_write_asks_before_moving_a_known_device(scanned, tmp_path, extra, answer,
+                                                      accepted):
+    conf = tmp_path / "bnfos.conf"
+    seen = moved_device_file(scanned, conf)
+    status, out, _ = scan_write(scanned, conf, *extra, stdin=Terminal(answer))
+    assert f"fos1 ({entries_for(scanned)[0].mac}): address 10.9.9.9 -> {seen}" in out
+    assert ("accept? [y/N]" in out) is not bool(extra)
+    fos1 = load_bnfos_conf(str(conf)).devices[0]
+    assert (fos1.address, fos1.password) == (seen if accepted else "10.9.9.9", "pw")
+    assert status == (0 if accepted else 1)
+
+
+# -- device text is shown escaped ----------------------------------------------------------
+
+HOSTILE_CONFIG_TXT = (b"bnfos_confmap_magic=0.2\x1b[2J\n3_dn=fos\x1b]0;owned\x07\n4_mode=1\n"
+                      b"2_wintv=60\x1b[31m\n9_x\x1b[1m=relays A--D -> A--B\rfake\n")
+
+
+@pytest.fixture
+def hostile_device():
+    """An HTTP server that answers config.txt with escape sequences and a CR in its values."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(HOSTILE_CONFIG_TXT)))
+            self.end_headers()
+            self.wfile.write(HOSTILE_CONFIG_TXT)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("command", [["show"], ["status"], ["get", "hostname", "wdogitime"]])
+def test_device_text_is_escaped(hostile_device, command):
+    status, out, err = run_main("--host", hostile_device, *command)
+    assert "\x1b" not in out + err and "\x07" not in out + err and "\r" not in out + err
+    assert "\\x1b" in out
+
+
+def test_show_escapes_what_the_device_prints(hostile_device):
+    _, out, _ = run_main("--host", hostile_device, "show")
+    assert " hostname  = fos\\x1b]0;owned\\x07" in out
+    assert " wdogitime = '60\\x1b[31m' (not understood)" in out
+    assert " 9_x\\x1b[1m= relays A--D -> A--B\\rfake (unknown line)" in out

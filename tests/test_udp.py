@@ -195,6 +195,42 @@ def test_scan_keeps_the_first_reply_of_a_mac_in_arrival_order():
     assert [(r.mac, r.ip) for r in replies] == [(second, "10.0.0.2"), (first, "10.0.0.1")]
 
 
+class SpoofingDevice(_Loop):
+    """Answers a scan sent to 127.0.0.1 from 127.0.0.2 as well: another host on the segment."""
+
+    def __init__(self, genuine: list[bytes], forged: list[bytes]) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.other.bind(("127.0.0.2", 0))
+        self.port = self.sock.getsockname()[1]
+        self.genuine, self.forged = genuine, forged
+        super().__init__([self.sock, self.other])
+
+    def on_datagram(self, sock, datagram, sender) -> None:
+        for reply in self.forged:  # the forger is quicker
+            self.other.sendto(reply, sender)
+        time.sleep(0.02)
+        for reply in self.genuine:
+            self.sock.sendto(reply, sender)
+
+
+def test_scan_ignores_a_reply_from_an_address_it_does_not_give():
+    known, other = parse_mac("00:19:32:00:00:0A"), parse_mac("00:19:32:00:00:0B")
+    forged = [scan_reply(known, ip="10.6.6.6"), scan_reply(other, ip="10.6.6.7")]
+    genuine = [scan_reply(known, ip="10.0.0.1")]
+    with SpoofingDevice(genuine, forged) as fake:
+        replies = client(fake.port).scan(LOOPBACK, window=WINDOW)
+    assert [(r.mac, r.ip) for r in replies] == [(known, "10.0.0.1")]
+
+
+def test_scan_accepts_another_sender_that_gives_its_own_address():
+    mac = parse_mac("00:19:32:00:00:0C")
+    with SpoofingDevice([], [scan_reply(mac, ip="127.0.0.2")]) as fake:
+        replies = client(fake.port).scan(LOOPBACK, window=WINDOW)
+    assert [(r.mac, r.ip) for r in replies] == [(mac, "127.0.0.2")]
+
+
 # -- 2. scan by broadcast on loopback ------------------------------------------------------
 
 
