@@ -4,9 +4,18 @@ One :class:`BerofosClient` per device, each with its own ``requests`` session.
 Every request goes through :meth:`BerofosClient._request`, which bounds it by
 the per-request timeout and by the caller's :class:`~berofos_ocf.deadline.Deadline`,
 never follows redirects, ignores proxy variables, and maps every failure once
-to the hierarchy of :mod:`berofos_ocf.errors`.  Nothing here retries except
-:meth:`BerofosClient.switch_relays`, which owns "set, confirm, retry within a
-bound"; rejected credentials are never retried.
+to the hierarchy of :mod:`berofos_ocf.errors`.  Reads retry a transient error
+(:meth:`BerofosClient.read_settings`) and :meth:`BerofosClient.switch_relays`
+owns "set, confirm, retry within a bound"; rejected credentials are never retried.
+
+Whoever answers in the device's place chooses every byte, so answers are read
+through :class:`_WireReader`, below ``requests`` and ``http.client``: every
+socket read waits no longer than what is left of the request's time, and the
+bytes taken from the socket are counted against a limit for the head and one
+for the whole answer.  Compressed answers are refused, never decoded (the
+device never compresses), and a body shorter than its Content-Length counts
+as a dropped connection.  Device text quoted in an error goes through
+:func:`~berofos_ocf.text.shown`.
 
 :func:`for_each_device` runs one function per device in parallel threads and
 returns when all are done or the deadline has passed, whichever comes first.
@@ -25,11 +34,14 @@ __all__ = [
 ]
 
 import http.client
+import io
+import re
 import socket
 import threading
 import time
 
 import requests
+import urllib3
 
 from . import __version__
 from .bnfosconf import DeviceEntry
@@ -45,9 +57,15 @@ from .errors import (
     ProtocolError,
 )
 from .keys import KEYS_BY_NAME, RELAY_LABELS
+from .text import shown
 
 DEFAULT_TIMEOUT = 3.0
+# Bytes taken from the socket: the status line and headers (the device sends
+# about 200), then the body (its config.txt is under 2 kB).  The head limit is
+# below http.client's own (100 headers of 64 KiB each).
+_MAX_HEAD = 32 * 1024
 _MAX_BODY = 64 * 1024
+_READ_SIZE = 4096
 # Writes to these are not read back: whether the device applies them at once
 # (and stops answering at the old address) is not known.
 _NETWORK_KEYS = frozenset({"address", "netmask", "gateway", "port", "dhcp"})
@@ -96,13 +114,166 @@ class DeviceStatus:
         return self.settings is not None
 
 
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    # Proxy variables and ~/.netrc are for people's browsers, not for a switch
-    # on the local network; honouring them would route relay commands elsewhere.
-    session.trust_env = False
-    session.headers["User-Agent"] = f"berofos-ocf/{__version__}"
-    return session
+class _Exchange:
+    """The limits of one request on the wire, which the reader of its answer enforces.
+
+    ``deadline`` bounds the whole request, connect, head and body; ``limit`` is
+    how many bytes may come from the socket: the head's share until the head
+    has been read, then the whole answer's.  ``declared`` is the answer's
+    Content-Length once its head has been read.
+    """
+
+    def __init__(self, label: str, seconds: float) -> None:
+        self.label = label
+        self.seconds = seconds
+        # Socket waits are real time, whatever clock the caller's deadline uses.
+        self.deadline = Deadline(seconds)
+        self.received = 0
+        self.limit = _MAX_HEAD
+        self.declared: int | None = None
+
+    def room(self) -> int:
+        """How many more bytes may come; a :class:`ProtocolError` when none may."""
+        room = self.limit - self.received
+        if room <= 0:
+            what = "header" if self.limit == _MAX_HEAD else "answer on the wire"
+            raise ProtocolError(self.label, f"{what} larger than {self.limit} bytes")
+        return room
+
+    def wait(self) -> float:
+        """How long the next socket read may wait; a :class:`DeviceTimeout` when it may not."""
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            raise self.late()
+        return remaining
+
+    def late(self) -> DeviceTimeout:
+        if self.received:
+            return DeviceTimeout(self.label, "answer still arriving when time ran out")
+        return DeviceTimeout(self.label, f"no answer within {self.seconds:.1f} s")
+
+    def head_read(self, declared: int | None) -> None:
+        self.limit = _MAX_HEAD + _MAX_BODY
+        self.declared = declared
+
+
+# The exchange of the request this thread is making: requests builds the
+# connection and the answer itself, so that is how they find their limits.
+_current = threading.local()
+
+
+class _WireReader(io.RawIOBase):
+    """The socket side of one answer: each read within its exchange's time and bytes.
+
+    The socket timeout alone bounds each read, not their sum: a device sending
+    a byte a second would hold a request for ever.
+    """
+
+    def __init__(self, file: io.BufferedReader, sock: socket.socket,
+                 exchange: _Exchange) -> None:
+        super().__init__()
+        self._file = file  # the socket's own file, kept open while we read its raw side
+        self._sock = sock
+        self._exchange = exchange
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        exchange = self._exchange
+        room = exchange.room()
+        self._sock.settimeout(exchange.wait())
+        try:
+            count = self._file.raw.readinto(memoryview(buffer)[:room])
+        except socket.timeout:
+            raise exchange.late() from None
+        exchange.received += count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class _WireResponse(http.client.HTTPResponse):
+    """http.client's answer, read through a :class:`_WireReader`, refused when unsafe to read."""
+
+    def __init__(self, sock: socket.socket, *args, **kwargs) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self._exchange = _current.exchange
+        self.fp = io.BufferedReader(_WireReader(self.fp, sock, self._exchange))
+
+    def begin(self) -> None:
+        super().begin()
+        problem = _framing_problem(self.headers)
+        if problem:
+            raise ProtocolError(self._exchange.label, problem)
+        self._exchange.head_read(self.length)
+
+
+def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
+    """Why the body behind ``headers`` is not read, or None.
+
+    Content encodings are refused rather than decoded: a few kilobytes of
+    gzip inside gzip expand to gigabytes, and the device never compresses.
+    Chunked transfer is read by http.client, which bounds each chunk-size line
+    to 64 KiB (urllib3's own chunk reader, which does not, is never used) and
+    within the limits of :class:`_WireReader`; refusing it would fail on a
+    firmware that one day sends it.  A Content-Length must be one plain number:
+    http.client would read ``5, 5`` or ``-1`` as "until the connection closes".
+    """
+    if headers.defects or headers.get_payload():
+        # A line that is no header ends the parse: the headers after it are
+        # lost, and urllib3 would log the rest raw, beside the URL (which
+        # holds the password of an apwd write), where shown() cannot reach.
+        return "header lines that are not HTTP"
+    encodings = headers.get_all("Content-Encoding") or []
+    if {token.strip().lower() for value in encodings for token in value.split(",")} - {
+            "identity", ""}:
+        return f"compressed answer (Content-Encoding: {shown(', '.join(encodings))})"
+    transfer = headers.get_all("Transfer-Encoding") or []
+    if transfer and [value.lower() for value in transfer] != ["chunked"]:
+        return f"unsupported Transfer-Encoding: {shown(', '.join(transfer))}"
+    lengths = headers.get_all("Content-Length") or []
+    if lengths and (transfer or len(lengths) > 1
+                    or not re.fullmatch(r"[0-9]{1,12}", lengths[0].strip())):
+        return f"unusable Content-Length: {shown(', '.join(lengths))}" + (
+            " with chunked transfer" if transfer else "")
+    return None
+
+
+class _WireConnection(urllib3.connection.HTTPConnection):
+    response_class = _WireResponse
+
+
+class _WirePool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WireConnection
+
+
+class _WireAdapter(requests.adapters.HTTPAdapter):
+    """requests' transport for ``http://``, its answers read by :class:`_WireResponse`."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WirePool}
+
+
+class _Session(requests.Session):
+    """The ``requests`` session of one device: plain answers, read by :class:`_WireAdapter`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Proxy variables and ~/.netrc are for people's browsers, not for a switch
+        # on the local network; honouring them would route relay commands elsewhere.
+        self.trust_env = False
+        self.headers["User-Agent"] = f"berofos-ocf/{__version__}"
+        self.headers["Accept-Encoding"] = "identity"
+        self.mount("http://", _WireAdapter())
+
+    def get_redirect_target(self, resp) -> None:
+        # Redirects are never followed, yet requests would parse the Location
+        # and read the body of a 3xx answer to prepare the next hop.
+        return None
 
 
 def _causes(exc: BaseException):
@@ -127,6 +298,8 @@ def _connection_error(label: str, exc: BaseException) -> DeviceCommunicationErro
 
     if has(http.client.RemoteDisconnected):
         return DeviceUnreachable(label, "closed the connection without answering")
+    if has(http.client.IncompleteRead):
+        return DeviceUnreachable(label, "answer cut short")
     if has(ConnectionRefusedError):
         return DeviceUnreachable(label, "connection refused")
     if has(ConnectionResetError):
@@ -153,7 +326,7 @@ class BerofosClient:
                  sleep=time.sleep) -> None:
         self.device = device
         self.timeout = timeout
-        self._session = session or _new_session()
+        self._session = session or _Session()
         self._base = f"http://{device.host}:{device.port}"
         self._auth = (device.user, device.password or "") if device.has_login else None
         self._clock = clock
@@ -187,11 +360,9 @@ class BerofosClient:
         if timeout <= 0:
             raise DeviceTimeout(self.label, "no time left to ask")
         try:
-            response = self._session.get(self._base + path, auth=self._auth, timeout=timeout,
-                                         allow_redirects=False, stream=True)
-            with response:
-                body = self._read_body(response, deadline)
-        except requests.RequestException as err:
+            return self._exchange(path, _Exchange(self.label, timeout))
+        # urllib3's errors come unwrapped from the body, read below requests
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             if isinstance(err, requests.Timeout):
                 error = DeviceTimeout(self.label, f"no answer within {timeout:.1f} s")
             else:
@@ -203,24 +374,36 @@ class BerofosClient:
             error = DeviceError(self.label, "the login cannot be sent (characters outside "
                                             "Latin-1)")
             cause = None
-        else:
-            self._check_status(response)
-            return body
         # Raised outside the handler: with a secret, not even __context__ may
         # keep the requests exception, whose text holds the URL.
         raise error from cause
 
-    def _read_body(self, response: requests.Response, deadline: Deadline) -> bytes:
-        # Chunk by chunk, so that a device trickling bytes cannot outlive the
-        # deadline (the socket timeout only bounds each read).
+    def _exchange(self, path: str, exchange: _Exchange) -> bytes:
+        """One GET within the limits of ``exchange``: the status checked, the body read."""
+        _current.exchange = exchange
+        try:
+            response = self._session.get(self._base + path, auth=self._auth,
+                                         timeout=exchange.seconds, allow_redirects=False,
+                                         stream=True)
+            with response:
+                self._check_status(response)
+                return self._read_body(response, exchange.declared)
+        finally:
+            _current.exchange = None
+
+    def _read_body(self, response: requests.Response, declared: int | None) -> bytes:
+        # The bytes as they came (requests' iter_content would decode them);
+        # _WireReader bounds the time and the framing around them.
         chunks, size = [], 0
-        for chunk in response.iter_content(4096):
+        while chunk := response.raw.read(_READ_SIZE, decode_content=False):
             chunks.append(chunk)
             size += len(chunk)
             if size > _MAX_BODY:
                 raise ProtocolError(self.label, f"answer larger than {_MAX_BODY} bytes")
-            if deadline.expired:
-                raise DeviceTimeout(self.label, "answer still arriving when time ran out")
+        if declared is not None and size < declared:
+            # http.client takes an early close for the end of the body; cut at
+            # a line end, the missing lines would read as values turned off.
+            raise DeviceUnreachable(self.label, f"answer cut short ({size} of {declared} bytes)")
         return b"".join(chunks)
 
     def _check_status(self, response: requests.Response) -> None:
@@ -234,7 +417,7 @@ class BerofosClient:
                     self.label, "password protection is on and no login is configured")
             raise CredentialsRejected(self.label)
         if not 200 <= status < 300:
-            raise DeviceError(self.label, f"HTTP {status} {response.reason or ''}".rstrip(),
+            raise DeviceError(self.label, f"HTTP {status} {shown(response.reason or '')}".rstrip(),
                               transient=status >= 500)
 
     def read_settings(self, deadline: Deadline | None = None, *,
@@ -262,14 +445,14 @@ class BerofosClient:
         try:
             return parse_config_txt(body)
         except FormatError as err:
-            raise ProtocolError(self.label, str(err)) from err
+            raise ProtocolError(self.label, shown(str(err))) from err
 
     def relay_mode(self, settings: Settings) -> int:
         """The relay mode of ``settings``, or a :class:`ProtocolError` naming this device."""
         try:
             return settings.relay_mode
         except FormatError as err:
-            raise ProtocolError(self.label, str(err)) from err
+            raise ProtocolError(self.label, shown(str(err))) from err
 
     def write(self, changes: dict[str, object], deadline: Deadline | None = None,
               *, current: Settings | None = None, confirm: bool = True) -> Settings | None:

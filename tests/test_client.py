@@ -23,6 +23,7 @@ from berofos_ocf.errors import (
 from berofos_ocf.keys import RELAY_A_B, RELAY_A_D
 
 from .conftest import PASSWORD, entries_for
+from .test_client_hostile import RawServer
 
 
 def client_for(emulator, *, password=None, timeout=2.0, index=0) -> BerofosClient:
@@ -315,47 +316,13 @@ def test_proxy_variables_are_ignored(emulator, monkeypatch):
     assert client_for(emulator).read_settings().relay_mode == RELAY_A_B
 
 
-class _RawServer:
-    """A TCP server on loopback answering every connection with ``answer(conn)``."""
-
-    def __init__(self, answer) -> None:
-        import threading
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self._answer = answer
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(4096)
-                try:
-                    self._answer(conn)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_oversized_answer_is_a_protocol_error():
     body = b"bnfos_confmap_magic=0.1\n" + b"x" * 70_000
-    server = _RawServer(lambda conn: conn.sendall(
-        b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body))
-    try:
+    with RawServer(lambda conn: conn.sendall(
+            b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)) as server:
         client = BerofosClient(DeviceEntry("fos1", host="127.0.0.1", port=server.port))
         with pytest.raises(ProtocolError, match="larger than 65536 bytes"):
             client.read_settings()
-    finally:
-        server.close()
 
 
 def test_trickling_answer_ends_at_the_deadline():
@@ -365,12 +332,9 @@ def test_trickling_answer_ends_at_the_deadline():
             conn.sendall(b"x" * 5000)
             time.sleep(0.2)
 
-    server = _RawServer(trickle)
-    try:
+    with RawServer(trickle) as server:
         client = BerofosClient(DeviceEntry("fos1", host="127.0.0.1", port=server.port))
         started = time.monotonic()
         with pytest.raises(DeviceTimeout, match="still arriving"):
             client.read_settings(Deadline(1.0))
         assert time.monotonic() - started < 10  # bounded by the deadline, not by 100 x 0.2 s
-    finally:
-        server.close()
