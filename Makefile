@@ -18,9 +18,11 @@ DESTDIR ?=
 AGENT_DIR = $(OCF_ROOT)/resource.d/$(PROVIDER)
 AGENT_MAN = ocf_$(PROVIDER)_berofos.7
 RUNTIME_PACKAGES = python3 python3-requests resource-agents
-CLUSTER_PACKAGES = pacemaker pacemaker-cli-utils corosync iproute2 util-linux procps
+# a live cluster: pcs writes its configuration; qdevice/qnetd give two nodes a third vote
+CLUSTER_PACKAGES = pacemaker pacemaker-cli-utils corosync iproute2 util-linux procps pcs \
+	corosync-qdevice corosync-qnetd libnss3-tools
 CHECK_PACKAGES = $(RUNTIME_PACKAGES) $(CLUSTER_PACKAGES) python3-pytest python3-hypothesis \
-	libxml2-utils pcs crmsh curl groff-base make
+	libxml2-utils crmsh curl groff-base make
 DEMO_PACKAGES = $(RUNTIME_PACKAGES) $(CLUSTER_PACKAGES)
 
 .PHONY: check demo demo-agent bench install uninstall man deps-check deps-demo

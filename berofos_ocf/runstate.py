@@ -33,11 +33,8 @@ __all__ = [
     "promoted_instances",
 ]
 
-import json
 import os
 import stat
-import tempfile
-from dataclasses import asdict, dataclass, field, fields
 
 # Debian's ocf-directories: HA_RSCTMP is derived by the shell library, not
 # passed by Pacemaker.
@@ -92,10 +89,14 @@ class RunDirectory:
     def write(self, name: str, text: str) -> None:
         """Replace ``name`` atomically: a new file under an unpredictable name, then rename.
 
-        rename() replaces a link planted at ``name`` instead of following it.
+        The new file is created with ``O_EXCL | O_NOFOLLOW`` (a planted link or
+        file makes it fail instead of being written through), and rename()
+        replaces a link planted at ``name`` instead of following it.
         """
         self.ensure()
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=self.path)
+        temporary = self.file(f".{name}.{os.urandom(6).hex()}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        descriptor = os.open(temporary, flags, 0o644)
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -157,37 +158,46 @@ class RoleMarker:
         self.run_dir.remove(self.name)
 
 
-@dataclass
 class InstanceState:
     """The agent's memory of one instance on this node (see the module docstring).
 
     ``unusable_since`` is a ``time.monotonic()`` reading (system-wide on Linux,
     and the file does not outlive a boot); ``failed_reads`` counts the actions
-    in a row whose read of the devices failed.
+    in a row whose read of the devices failed.  (A plain class, not a
+    dataclass: every action imports this module, and dataclasses costs more to
+    import than the rest of the agent's stop.)
     """
 
-    node: str = ""
-    own_mode: int | None = None
-    config: str = ""
-    devices: list[str] = field(default_factory=list)
-    score: int | None = None
-    failed_reads: int = 0
-    unusable_since: float | None = None
-    problem: str = ""
-    promoted_with_peer: bool | None = None
-    yielded_to: str | None = None
-    yielded_since: float | None = None
+    FIELDS = {"node": "", "own_mode": None, "config": "", "devices": list, "score": None,
+              "failed_reads": 0, "unusable_since": None, "problem": "",
+              "promoted_with_peer": None, "yielded_to": None, "yielded_since": None}
+    __slots__ = tuple(FIELDS)
+
+    def __init__(self, **values) -> None:
+        for name, default in self.FIELDS.items():
+            value = values.pop(name, default)
+            setattr(self, name, value() if value is list else value)
+        if values:
+            raise TypeError(f"unknown fields {sorted(values)}")
 
     @classmethod
     def from_json(cls, text: str) -> InstanceState:
+        import json
+
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return cls(**{key: value for key, value in data.items() if key in cls.FIELDS})
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True) + "\n"
+        import json
+
+        return json.dumps({name: getattr(self, name) for name in self.FIELDS},
+                          sort_keys=True) + "\n"
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
+        return f"InstanceState({fields})"
 
 
 class StateFile:

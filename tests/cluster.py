@@ -6,13 +6,18 @@ The emulated berofos runs in the root namespace on the bridge's address, so
 every node reaches it over its own link.  Addresses are in 10.200.N.0/24 and
 exist only inside namespaces this module creates.
 
-The cluster is configured the way the README tells users: ``pcs -f`` on a CIB
-file (the promotable clone, an ``asterisk`` stand-in colocated with the
-promoted instance and started after promote, the quorum node kept off the
-clone), pre-seeded on every node.  **Fencing is disabled**: these nodes die by
-SIGKILL of their namespace, and the safety of a single promoted instance rests
-on quorum: ``two_node`` for two nodes (enough for a node that dies, not for a
-split, so partitions are tested with three nodes).
+The cluster is configured the way the README tells users, with pcs on files:
+``pcs cluster setup --corosync_conf`` (and, with ``arbiter=True``,
+``pcs quorum device add model net algorithm=ffsplit`` with the
+``berofos check --holder`` heuristic, and a ``corosync-qnetd`` arbiter in a
+namespace of its own, TLS certificates made offline with the certutil tools
+exactly as pcs makes them), and ``pcs -f`` on a CIB file pre-seeded on every
+node (the promotable clone with the README's meta attributes, an ``asterisk``
+stand-in colocated with the promoted instance and started after promote, the
+quorum node kept off the clone).  **Fencing is disabled**: these nodes die by
+SIGKILL of their namespace, and a single promoted instance rests on quorum
+(the arbiter, or a third node) or, with ``two_node`` alone, on the agent's
+split guard and Pacemaker's failure counting.
 
 Everything is torn down by PID and by name in :meth:`Cluster.stop`, which the
 tests call from a ``finally`` (fixture teardown), failures included.
@@ -21,6 +26,7 @@ tests call from a ``finally`` (fixture teardown), failures included.
 from __future__ import annotations
 
 __all__ = ["Cluster", "ClusterView", "cluster_support", "AGENT_PROVIDER", "install_agent",
+           "installed_cli",
            "uninstall_agent"]
 
 import json
@@ -37,7 +43,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3"
 AGENT_PROVIDER = "berofos-test"
+CLUSTER_NAME = "berofos-test"
 _HACLUSTER = "hacluster"
+# The README's meta attributes of the berofos primitive: two recoveries in
+# place, then the node is banned until its failures expire.
+RESOURCE_META = ("migration-threshold=2", "failure-timeout=10min", "priority=10")
 
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -51,7 +61,8 @@ def cluster_support() -> str | None:
     """None when this machine can run test clusters, else why not."""
     if os.geteuid() != 0:
         return "needs root (network namespaces, mounts)"
-    for tool in ("corosync", "pacemakerd", "crm_mon", "pcs", "ip", "unshare", "nsenter"):
+    for tool in ("corosync", "pacemakerd", "crm_mon", "pcs", "ip", "unshare", "nsenter",
+                 "corosync-qdevice", "corosync-qnetd", "certutil"):
         if not shutil.which(tool):
             return f"{tool} is not installed"
     name = f"bfprobe{os.getpid()}"
@@ -74,6 +85,11 @@ def _install_variables(provider: str) -> list[str]:
             f"MANDIR={private}/man", f"PYTHON={PYTHON}"]
 
 
+def installed_cli(provider: str = AGENT_PROVIDER) -> str:
+    """Where :func:`install_agent` puts the ``berofos`` command."""
+    return f"/usr/lib/{provider}-ocf/bin/berofos"
+
+
 def install_agent(provider: str = AGENT_PROVIDER) -> Path:
     """``make install`` under ``ocf:PROVIDER:berofos``, as a user would install it."""
     _run(["make", "-s", "install"] + _install_variables(provider), cwd=ROOT)
@@ -83,6 +99,12 @@ def install_agent(provider: str = AGENT_PROVIDER) -> Path:
 def uninstall_agent(provider: str = AGENT_PROVIDER) -> None:
     _run(["make", "-s", "uninstall"] + _install_variables(provider), cwd=ROOT, check=False)
     shutil.rmtree(f"/usr/lib/{provider}-ocf", ignore_errors=True)
+
+
+def _in_etc(etc: Path, argv: list[str]) -> None:
+    """Run a tool that knows only /etc/corosync with ``etc`` bound over it (private mounts)."""
+    _run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+          'mount --bind "$0" /etc/corosync && exec "$@"', str(etc), *argv])
 
 
 class ClusterView:
@@ -120,14 +142,19 @@ class ClusterView:
 
 
 class Cluster:
-    """N nodes (``node1`` on port B, ``node2`` on port D, ``node3`` a quorum node)."""
+    """N nodes (``node1`` on port B, ``node2`` on port D, ``node3`` a quorum node),
+    and with ``arbiter`` a corosync-qnetd host that gives two nodes their third vote."""
 
     def __init__(self, size: int, workdir: Path, *, token_ms: int = 1000,
                  relay_mode: int = 1, modedef: int | None = None,
-                 prefer: str | None = None, provider: str = AGENT_PROVIDER) -> None:
+                 prefer: str | None = None, provider: str = AGENT_PROVIDER,
+                 arbiter: bool = False) -> None:
         if size not in (2, 3):
             raise ValueError("2 or 3 nodes")
+        if arbiter and size != 2:
+            raise ValueError("the arbiter is for two nodes")
         self.size = size
+        self.arbiter = arbiter
         self.dir = workdir
         self.token_ms = token_ms
         self.relay_mode = relay_mode
@@ -142,6 +169,11 @@ class Cluster:
         self.veth = {node: f"vbf{tag}{node[-1]}" for node in self.nodes}
         self.address = {node: f"{self.subnet}.{i}" for i, node in enumerate(self.nodes, 1)}
         self.device_address = f"{self.subnet}.254"
+        self.arbiter_address = f"{self.subnet}.253"
+        self.arbiter_netns = f"bf{tag}arb"
+        self.arbiter_veth = f"vbf{tag}a"
+        self.arbiter_pid: int | None = None
+        self._arbiter_launcher: subprocess.Popen | None = None
         self.init_pids: dict[str, int] = {}
         self._launchers: dict[str, subprocess.Popen] = {}
         self.emulator: subprocess.Popen | None = None
@@ -157,6 +189,9 @@ class Cluster:
         self._emulator()
         self._corosync_conf()
         self._cib()
+        if self.arbiter:
+            self._certificates()
+            self.start_arbiter()
         for node in self.nodes:
             self.start_node(node)
         return self
@@ -165,14 +200,16 @@ class Cluster:
         _run(["ip", "link", "add", self.bridge, "type", "bridge"])
         _run(["ip", "addr", "add", f"{self.device_address}/24", "dev", self.bridge])
         _run(["ip", "link", "set", self.bridge, "up"])
-        for node in self.nodes:
-            ns, veth = self.netns[node], self.veth[node]
+        hosts = [(self.netns[n], self.veth[n], self.address[n]) for n in self.nodes]
+        if self.arbiter:
+            hosts.append((self.arbiter_netns, self.arbiter_veth, self.arbiter_address))
+        for ns, veth, address in hosts:
             _run(["ip", "netns", "add", ns])
             _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
                   "netns", ns])
             _run(["ip", "link", "set", veth, "master", self.bridge, "up"])
             inside = ["ip", "netns", "exec", ns]
-            _run(inside + ["ip", "addr", "add", f"{self.address[node]}/24", "dev", "eth0"])
+            _run(inside + ["ip", "addr", "add", f"{address}/24", "dev", "eth0"])
             _run(inside + ["ip", "link", "set", "eth0", "up"])
             _run(inside + ["ip", "link", "set", "lo", "up"])
 
@@ -202,25 +239,64 @@ class Cluster:
         self.conf.chmod(0o600)
 
     def _corosync_conf(self) -> None:
-        nodes = "".join(f"    node {{\n        ring0_addr: {self.address[n]}\n        name: {n}\n"
-                        f"        nodeid: {i}\n    }}\n" for i, n in enumerate(self.nodes, 1))
-        two_node = "    two_node: 1\n" if self.size == 2 else ""
+        """corosync.conf as pcs writes it (``--corosync_conf``: a file, no pcsd)."""
         self.corosync_conf = self.dir / "corosync.conf"
-        self.corosync_conf.write_text(
-            "totem {\n    version: 2\n    cluster_name: berofos-test\n    transport: knet\n"
-            f"    token: {self.token_ms}\n    crypto_cipher: none\n    crypto_hash: none\n}}\n"
-            f"nodelist {{\n{nodes}}}\n"
-            f"quorum {{\n    provider: corosync_votequorum\n{two_node}}}\n"
+        nodes = [item for n in self.nodes for item in (n, f"addr={self.address[n]}")]
+        _run(["pcs", "cluster", "setup", CLUSTER_NAME, *nodes, "transport", "knet",
+              "crypto", "cipher=none", "hash=none", "totem", f"token={self.token_ms}",
+              "--corosync_conf", str(self.corosync_conf)])
+        if self.arbiter:
+            _run(["pcs", f"--corosync_conf={self.corosync_conf}", "quorum", "device", "add",
+                  "model", "net", f"host={self.arbiter_address}", "algorithm=ffsplit",
+                  "heuristics", "mode=sync",
+                  f"exec_berofos={installed_cli(self.provider)} check --holder"])
+        text = self.corosync_conf.read_text()
+        # the nodes' logs go to their own files; there is no syslog in a namespace
+        text = text[:text.index("logging {")] + (
             "logging {\n    to_logfile: yes\n    logfile: /var/log/corosync/corosync.log\n"
             "    to_stderr: no\n    to_syslog: no\n    timestamp: on\n}\n")
+        self.corosync_conf.write_text(text)
+
+    def _certificates(self) -> None:
+        """TLS between qdevice and qnetd: the steps pcs runs, with the certutil tools, offline.
+
+        Each host gets its own /etc/corosync (a directory of the test, bound
+        over it in the host's mount namespace), where the tools keep their
+        NSS databases.
+        """
+        arbiter_etc = self._etc(self._arbiter_dir())
+        ca = arbiter_etc / "qnetd" / "nssdb" / "qnetd-cacert.crt"
+        _in_etc(arbiter_etc, ["corosync-qnetd-certutil", "-i"])
+        first, *others = [self._etc(self._node_dir(n)) for n in self.nodes]
+        _in_etc(first, ["corosync-qdevice-net-certutil", "-i", "-c", str(ca)])
+        _in_etc(first, ["corosync-qdevice-net-certutil", "-r", "-n", CLUSTER_NAME])
+        request = first / "qdevice" / "net" / "nssdb" / "qdevice-net-node.crq"
+        _in_etc(arbiter_etc, ["corosync-qnetd-certutil", "-s", "-c", str(request),
+                              "-n", CLUSTER_NAME])
+        signed = arbiter_etc / "qnetd" / "nssdb" / f"cluster-{CLUSTER_NAME}.crt"
+        _in_etc(first, ["corosync-qdevice-net-certutil", "-M", "-c", str(signed)])
+        bundle = first / "qdevice" / "net" / "nssdb" / "qdevice-net-node.p12"
+        for etc in others:
+            _in_etc(etc, ["corosync-qdevice-net-certutil", "-i", "-c", str(ca)])
+            _in_etc(etc, ["corosync-qdevice-net-certutil", "-m", "-c", str(bundle)])
+
+    @staticmethod
+    def _etc(host_dir: Path) -> Path:
+        etc = host_dir / "etc-corosync"
+        (etc / "uidgid.d").mkdir(parents=True, exist_ok=True)
+        return etc
+
+    def _arbiter_dir(self) -> Path:
+        return self.dir / "arbiter"
 
     def _cib(self) -> None:
         """The configuration of the README, with pcs on a CIB file, for every node."""
         cib = self.dir / "cib.xml"
         cib.write_text(_run(["cibadmin", "--empty"]).stdout)
         env = dict(os.environ, CIB_file=str(cib))
+        two_node = self.size == 2 and not self.arbiter
         properties = {"stonith-enabled": "false", "dc-deadtime": "2s",
-                      "no-quorum-policy": "ignore" if self.size == 2 else "stop"}
+                      "no-quorum-policy": "ignore" if two_node else "stop"}
         for name, value in properties.items():
             _run(["crm_attribute", "--type", "crm_config", "--name", name, "--update", value],
                  env=env)
@@ -229,8 +305,9 @@ class Cluster:
                     "port_b=node1", "port_d=node2", f"config={self.conf}",
                     "op", "monitor", "interval=10s", "role=Promoted", "timeout=20s",
                     "op", "monitor", "interval=11s", "role=Unpromoted", "timeout=20s",
+                    "meta", *RESOURCE_META,
                     "promotable", "promoted-max=1", "promoted-node-max=1", "clone-max=2",
-                    "clone-node-max=1", "notify=true"])
+                    "clone-node-max=1"])
         _run(pcs + ["resource", "create", "asterisk", "ocf:heartbeat:Dummy",
                     "op", "monitor", "interval=10s"])
         _run(pcs + ["constraint", "colocation", "add", "asterisk", "with", "Promoted",
@@ -249,26 +326,46 @@ class Cluster:
     def start_node(self, node: str) -> None:
         """Boot a node (again): fresh /run, its CIB and logs kept as on a disk."""
         directory = self._node_dir(node)
-        fresh = not directory.exists()
+        fresh = not (directory / "lib-pacemaker").exists()
         for sub in ("lib-pacemaker/cib", "lib-pacemaker/pengine", "lib-pacemaker/blackbox",
                     "lib-pacemaker/cores", "lib-corosync", "log-pacemaker/bundles",
                     "log-corosync"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
+        self._etc(directory)
         if fresh:
             target = directory / "lib-pacemaker" / "cib" / "cib.xml"
             shutil.copy(self.cib, target)
             target.chmod(0o600)
             _run(["chown", "-R", f"{_HACLUSTER}:haclient", str(directory / "lib-pacemaker"),
                   str(directory / "log-pacemaker")])
-        with open(directory / "launcher.err", "a") as errors:
-            launcher = subprocess.Popen(
-                ["ip", "netns", "exec", self.netns[node], "unshare", "-m", "-u", "-i", "-p",
-                 "-f", "--mount-proc", "--propagation", "private", PYTHON,
-                 str(ROOT / "tests" / "cluster_init.py"), node, str(directory),
-                 str(self.corosync_conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=errors)
+        launcher = self._launch(self.netns[node], ["node", node, str(directory),
+                                                    str(self.corosync_conf)], directory)
         self._launchers[node] = launcher
         self.init_pids[node] = self._find_init(launcher.pid)
+
+    def start_arbiter(self) -> None:
+        """Boot (again) the corosync-qnetd host."""
+        directory = self._arbiter_dir()
+        self._etc(directory)
+        self._arbiter_launcher = self._launch(self.arbiter_netns,
+                                              ["arbiter", "arbiter", str(directory)], directory)
+        self.arbiter_pid = self._find_init(self._arbiter_launcher.pid)
+
+    @staticmethod
+    def _launch(netns: str, arguments: list[str], directory: Path) -> subprocess.Popen:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / "launcher.err", "a") as errors:
+            return subprocess.Popen(
+                ["ip", "netns", "exec", netns, "unshare", "-m", "-u", "-i", "-p", "-f",
+                 "--mount-proc", "--propagation", "private", PYTHON,
+                 str(ROOT / "tests" / "cluster_init.py"), *arguments],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
+
+    def kill_arbiter(self) -> None:
+        """Hard failure of the arbiter host."""
+        os.kill(self.arbiter_pid, signal.SIGKILL)
+        self._arbiter_launcher.wait(10)
+        self.arbiter_pid = self._arbiter_launcher = None
 
     @staticmethod
     def _find_init(launcher_pid: int) -> int:
@@ -347,6 +444,17 @@ class Cluster:
     def heal(self, node: str) -> None:
         _run(["ip", "link", "set", self.veth[node], "up"])
 
+    def split(self) -> None:
+        """Cut the link between node1 and node2; both keep the berofos and the arbiter."""
+        for node, peer in (("node1", "node2"), ("node2", "node1")):
+            _run(["ip", "netns", "exec", self.netns[node], "ip", "route", "add", "unreachable",
+                  f"{self.address[peer]}/32"])
+
+    def heal_split(self) -> None:
+        for node, peer in (("node1", "node2"), ("node2", "node1")):
+            _run(["ip", "netns", "exec", self.netns[node], "ip", "route", "del", "unreachable",
+                  f"{self.address[peer]}/32"])
+
     def block_device(self, node: str) -> None:
         """The berofos unreachable from this node only (its other links stay up)."""
         _run(["ip", "netns", "exec", self.netns[node], "ip", "route", "add", "unreachable",
@@ -372,12 +480,16 @@ class Cluster:
     # -- tearing down ------------------------------------------------------------------
 
     def stop(self) -> None:
-        for pid in list(self.init_pids.values()):
+        pids = list(self.init_pids.values()) + ([self.arbiter_pid] if self.arbiter_pid else [])
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for launcher in self._launchers.values():
+        launchers = list(self._launchers.values())
+        if self._arbiter_launcher is not None:
+            launchers.append(self._arbiter_launcher)
+        for launcher in launchers:
             try:
                 launcher.wait(10)
             except subprocess.TimeoutExpired:
@@ -385,13 +497,14 @@ class Cluster:
                 launcher.wait()
         self.init_pids.clear()
         self._launchers.clear()
+        self.arbiter_pid = self._arbiter_launcher = None
         if self.emulator is not None and self.emulator.poll() is None:
             self.emulator.terminate()
             try:
                 self.emulator.wait(10)
             except subprocess.TimeoutExpired:
                 self.emulator.kill()
-        for ns in self.netns.values():
+        for ns in [*self.netns.values(), self.arbiter_netns]:
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
                                   text=True).stdout.split()
             for pid in pids:
@@ -400,7 +513,7 @@ class Cluster:
                 except (ProcessLookupError, ValueError):
                     pass
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        for veth in self.veth.values():
+        for veth in [*self.veth.values(), self.arbiter_veth]:
             subprocess.run(["ip", "link", "del", veth], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 

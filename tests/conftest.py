@@ -131,8 +131,20 @@ CRM_ATTRIBUTE_FAKE = """#!/bin/sh
 printf '%s\\n' "$*" >> "$FAKE_CRM_LOG"
 exit "${FAKE_CRM_STATUS:-0}"
 """
+CMAPCTL_FAKE = """#!/bin/sh
+# corosync-cmapctl of a node whose corosync.conf is $FAKE_CMAP (its key dump);
+# without it, corosync is not running.
+[ -n "$FAKE_CMAP" ] || { echo "Failed to initialize the cmap API. Error CS_ERR_LIBRARY" >&2; exit 1; }
+cat "$FAKE_CMAP"
+"""
 CRM_NODE_FAKE = """#!/bin/sh
-# Answers crm_node -n like a cluster member called $FAKE_NODE_NAME would.
+# Answers crm_node -n like a cluster member called $FAKE_NODE_NAME would, and
+# crm_node -p with the members of its partition, $FAKE_PARTITION.
+if [ "$1" = "-p" ]; then
+    [ -n "$FAKE_PARTITION" ] || { echo "error: Could not connect to controller" >&2; exit 102; }
+    echo "$FAKE_PARTITION"
+    exit 0
+fi
 [ -n "$FAKE_NODE_NAME" ] || { echo "error: Could not connect to controller" >&2; exit 102; }
 echo "$FAKE_NODE_NAME"
 """
@@ -185,7 +197,8 @@ class Agent:
         (self.dir / "run").mkdir(exist_ok=True)
         bin_dir = tmp_path / "fakebin"
         bin_dir.mkdir(exist_ok=True)
-        for name, text in (("crm_attribute", CRM_ATTRIBUTE_FAKE), ("crm_node", CRM_NODE_FAKE)):
+        for name, text in (("crm_attribute", CRM_ATTRIBUTE_FAKE), ("crm_node", CRM_NODE_FAKE),
+                           ("corosync-cmapctl", CMAPCTL_FAKE)):
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(0o755)
         self.program = program or ROOT / "agents" / "berofos"

@@ -1,14 +1,14 @@
 """``make demo``: the berofos agent in a live 2-node Pacemaker cluster, and a failover.
 
 A real cluster (Corosync 3, Pacemaker 2.1) of two nodes in network namespaces on
-this machine, configured as the README says, with an emulated berofos on the
-bridge.  The promoted node is killed (SIGKILL of its whole namespace); the
-survivor is promoted and moves the relays.  Everything is torn down at the end.
-Fencing is disabled in this demo cluster: that is safe for a node that dies
-(``two_node`` keeps the survivor quorate) but not for a network split, which
-production clusters must cover with fencing or a third vote.  Where
-namespaces are not permitted, the same story is told without a cluster
-(``tests/demo_agent.py``).
+this machine, configured as the README recommends: a corosync-qnetd arbiter on a
+third host gives the pair its third vote (TLS, the ``berofos check --holder``
+heuristic), with an emulated berofos on the bridge.  The promoted node is killed
+(SIGKILL of its whole namespace); the survivor keeps quorum with the arbiter's
+vote, is promoted and moves the relays.  Everything is torn down at the end.
+Fencing is disabled in this demo cluster: the arbiter is what keeps a split from
+giving both nodes a promoted instance.  Where namespaces are not permitted, the
+same story is told without a cluster (``tests/demo_agent.py``).
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="berofos-demo-"))
     say(f"installing the agent as ocf:{PROVIDER}:berofos (make install)")
     install_agent(PROVIDER)
-    lab = Cluster(2, workdir / "cluster", provider=PROVIDER)
+    lab = Cluster(2, workdir / "cluster", provider=PROVIDER, arbiter=True)
     try:
         say("starting a 2-node cluster: node1 wired to port B, node2 to port D, "
-            "the emulated berofos on the bridge")
+            "the emulated berofos on the bridge, a corosync-qnetd arbiter as the third vote")
         started = time.monotonic()
         lab.start()
         show_relays(lab)

@@ -746,3 +746,154 @@ def test_stop_succeeds_even_when_something_breaks(tmp_path):
                          runner=broken_runner)
     assert agent.run() == OCFStatus.SUCCESS
     assert reasons == ["internal error in stop: RuntimeError: boom"]
+
+
+# -- a promote killed half-way ------------------------------------------------------------------
+
+def test_sigterm_during_promote_withdraws_the_score_and_names_what_moved(lab):
+    lab.node2.run("start")
+    lab.emulator.control.fault("fos2", "hang", scope="write")
+    env = dict(lab.node2.env, OCF_RESKEY_CRM_meta_timeout="60000")
+    process = subprocess.Popen([str(lab.node2.program), "promote"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not lab.emulator.relay_log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # fos1 confirmed and logged; fos2 hangs on its write
+    process.terminate()
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == OCFStatus.ERR_GENERIC
+    reasons = [line for line in stderr.splitlines() if line.startswith("ocf-exit-reason:")]
+    assert reasons[-1].startswith("ocf-exit-reason:promote stopped by SIGTERM")
+    assert "moved: fos1 (127.0.0.1:" in reasons[-1] and "A--B -> A--D" in reasons[-1]
+    assert "fos2" not in reasons[-1]
+    assert "fos1 (127.0.0.1" in lab.node2.log() and "relays A--B -> A--D" in lab.node2.log()
+    assert lab.node2.last_score() == "-INFINITY"
+    assert lab.node2.role() == "unpromoted"
+
+
+# -- the run directory: no link followed, no unsafe directory used ------------------------------
+
+def test_run_directory_writable_by_everyone_is_refused(lab):
+    run_dir = lab.node1.marker.parent
+    run_dir.chmod(0o777)
+    run = lab.node1.run("start")
+    assert run.rc == OCFStatus.ERR_PERM and "writable by everyone" in run.reason
+    run_dir.chmod(0o1777)  # the sticky bit makes it safe (as /tmp)
+    assert lab.node1.run("start").rc == OCFStatus.SUCCESS
+    assert lab.node1.role() == "unpromoted"
+
+
+@pytest.mark.parametrize("planted", ["berofos-isdn.role", "berofos-isdn.state"])
+def test_links_planted_in_the_run_directory_are_never_followed(lab, tmp_path, planted):
+    precious = tmp_path / "shadow"
+    precious.write_text("root:secret\n")
+    precious.chmod(0o600)
+    run_dir = lab.node1.marker.parent
+    run_dir.chmod(0o1777)
+    (run_dir / planted).symlink_to(precious)
+    assert lab.node1.run("start").rc == OCFStatus.SUCCESS
+    assert lab.node1.run("promote").rc == OCFStatus.SUCCESS
+    assert lab.node1.run("stop").rc == OCFStatus.SUCCESS
+    assert precious.read_text() == "root:secret\n"
+    assert not (run_dir / planted).is_symlink()
+
+
+# -- the split guard: two promoted halves do not play ping-pong ------------------------------
+
+def test_split_guard_the_holder_yields_to_a_promote_from_out_of_sight(lab):
+    node1, node2 = lab.node1, lab.node2
+    together, alone1, alone2 = "node1 node2", "node1", "node2"
+    node1.run("start", FAKE_PARTITION=together)
+    node2.run("start", FAKE_PARTITION=together)
+    assert node1.run("promote", FAKE_PARTITION=together).rc == 0
+    assert node1.state()["promoted_with_peer"] is True
+    # the link between the nodes fails: node2, alone, is promoted by its half
+    assert node2.run("promote", FAKE_PARTITION=alone2).rc == 0
+    assert relays(lab.emulator) == [0, 0]
+    run = node1.run("monitor", FAKE_PARTITION=alone1)
+    assert run.rc == OCFStatus.FAILED_PROMOTED
+    assert "not taking them back" in node1.log()
+    assert node1.last_score() == "-INFINITY" and node1.state()["yielded_to"] == "node2"
+    # Pacemaker recovers node1 in place: demote, stop, start; nothing can promote it
+    for action in ("demote", "stop", "start"):
+        assert node1.run(action, FAKE_PARTITION=alone1).rc == 0
+    assert node1.last_score() == "-INFINITY"
+    run = node1.run("monitor", interval=11000, FAKE_PARTITION=alone1)
+    assert run.rc == OCFStatus.DEGRADED and "lines left to node2" in run.reason
+    assert node2.run("monitor", FAKE_PARTITION=alone2).rc == OCFStatus.RUNNING_PROMOTED
+    switches = len(lab.emulator.relay_log())
+    # the link is back: node1 sees node2 again and scores as usual, nothing moves
+    assert node1.run("monitor", interval=11000, FAKE_PARTITION=together).rc == 0
+    assert node1.last_score() == "100" and node1.state()["yielded_to"] is None
+    assert len(lab.emulator.relay_log()) == switches
+
+
+def test_split_guard_a_probe_ends_the_yield(lab):
+    lab.node1.run("start", FAKE_PARTITION="node1 node2")
+    lab.node1.run("promote", FAKE_PARTITION="node1 node2")
+    lab.node2.run("start", FAKE_PARTITION="node2")
+    lab.node2.run("promote", FAKE_PARTITION="node2")
+    lab.node1.run("monitor", FAKE_PARTITION="node1")
+    for action in ("demote", "stop", "start"):
+        lab.node1.run(action, FAKE_PARTITION="node1")
+    assert lab.node1.state()["yielded_to"] == "node2"
+    assert lab.node1.last_score() == "-INFINITY"
+    # 'pcs resource cleanup': the operator knows node2 is down, Pacemaker probes
+    assert lab.node1.probe(FAKE_PARTITION="node1").rc == OCFStatus.SUCCESS
+    assert lab.node1.state()["yielded_to"] is None and lab.node1.last_score() == "100"
+    assert "a probe (cleanup) asked for a fresh look" in lab.node1.log()
+
+
+def test_split_guard_the_node_that_took_over_repairs(lab):
+    """node2 was promoted after losing sight of node1 (node1 died).  The device reboots
+    with a power-on mode someone set back to node1: node2 must take the lines back,
+    not yield to a dead node."""
+    lab.node2.run("start", FAKE_PARTITION="node2")
+    assert lab.node2.run("promote", FAKE_PARTITION="node2").rc == 0
+    assert lab.node2.state()["promoted_with_peer"] is False
+    for device in ("fos1", "fos2"):
+        lab.emulator.control.set_values(device, mode=1, modedef=1)
+    assert lab.node2.run("monitor", FAKE_PARTITION="node2").rc == OCFStatus.FAILED_PROMOTED
+    assert lab.node2.state()["yielded_to"] is None and lab.node2.last_score() == "100"
+    assert lab.node2.run("promote", FAKE_PARTITION="node2").rc == 0
+    assert relays(lab.emulator) == [0, 0]
+
+
+def test_split_guard_without_the_partition_falls_back_to_pacemaker(lab):
+    lab.node1.run("start", FAKE_PARTITION="node1 node2")
+    lab.node1.run("promote", FAKE_PARTITION="node1 node2")
+    lab.node2.run("start")
+    lab.node2.run("promote")
+    assert lab.node1.run("monitor").rc == OCFStatus.FAILED_PROMOTED  # crm_node -p fails
+    assert lab.node1.state()["yielded_to"] is None  # migration-threshold bounds it instead
+
+
+def test_promoted_with_the_peer_is_learnt_by_later_monitors(lab):
+    lab.node2.run("start", FAKE_PARTITION="node2")
+    lab.node2.run("promote", FAKE_PARTITION="node2")
+    assert lab.node2.state()["promoted_with_peer"] is False
+    lab.node2.run("monitor", FAKE_PARTITION="node1 node2")
+    assert lab.node2.state()["promoted_with_peer"] is True
+
+
+def test_start_warns_about_two_nodes_without_fencing_or_arbiter(lab, tmp_path):
+    cmap = tmp_path / "cmap"
+    cmap.write_text("nodelist.node.0.name (str) = node1\nnodelist.node.1.name (str) = node2\n"
+                    "quorum.two_node (u8) = 1\n")
+    lab.node1.env["FAKE_CRM_STATUS"] = "0"
+    assert lab.node1.run("start", FAKE_CMAP=cmap).rc == 0
+    # the fake crm_attribute answers every query with nothing: stonith-enabled not "false"
+    assert "no fencing and no qdevice" not in lab.node1.log()
+    fake = tmp_path / "fakebin" / "crm_attribute"
+    fake.write_text(fake.read_text().replace('exit "${FAKE_CRM_STATUS:-0}"',
+                                             'case "$*" in *stonith-enabled*) echo false;; esac\n'
+                                             'exit "${FAKE_CRM_STATUS:-0}"'))
+    assert lab.node1.run("stop").rc == 0 and lab.node1.run("start", FAKE_CMAP=cmap).rc == 0
+    warnings = [line for line in lab.node1.log().splitlines() if "no fencing and no qdevice"
+                in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0]
+    cmap.write_text(cmap.read_text() + "quorum.device.model (str) = net\n")
+    assert lab.node1.run("validate-all", OCF_CHECK_LEVEL=10, FAKE_CMAP=cmap).rc == 0
+    assert len([line for line in lab.node1.log().splitlines()
+                if "no fencing and no qdevice" in line]) == 1

@@ -10,20 +10,25 @@ in-process for speed, with its own role-marker directory and a recording
 
 Invariants: a monitor's code is exactly what the devices and the marker say
 (8 only when promoted and every device points at this node, 9 when a powered
-device points elsewhere, 191/190 when one is unreachable, 0 unpromoted); the
-promotion score follows; a promote that returned 0 left every device
+device points elsewhere, 191/190 when one is unreachable, 191 when a promoted
+node finds a power-on mode pointing elsewhere, 0 unpromoted); the
+promotion score follows, with its hysteresis: a device that cannot be read
+lowers the score only when the failure is confirmed by a second read at least
+CONFIRM_SECONDS later (time passes by a rule of its own, on a fake clock), and
+a good read raises it at once; a promote that returned 0 left every device
 confirmed at this node's position; stop never fails.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from berofos_ocf.agent.actions import BerofosAgent
+from berofos_ocf.agent.actions import CONFIRM_SECONDS, BerofosAgent
 from berofos_ocf.agent.codes import OCFStatus
 from berofos_ocf.agent.environment import AgentEnvironment
 from berofos_ocf.agent.ocflog import AgentLog
@@ -34,6 +39,11 @@ from .conftest import entries_for
 
 NODES = {"node1": 1, "node2": 0}  # relay mode that connects each node
 DEVICES = [0, 1]
+WITHHELD = "-INFINITY"
+
+
+def _number(score: str | None) -> float | None:
+    return None if score is None else float("-inf") if score == WITHHELD else float(score)
 
 
 class _Recorder(logging.Handler):
@@ -58,6 +68,12 @@ class TwoNodes(RuleBasedStateMachine):
         self.scores: dict[str, object] = {}
         self.started: set[str] = set()
         self.promoted: str | None = None
+        # The agents' clock: each action starts at ``base`` and runs in real time
+        # from there (its deadlines must expire); between actions only the
+        # time_passes rule moves it, by more than CONFIRM_SECONDS plus the
+        # longest action, so "two reads CONFIRM_SECONDS apart" has one answer.
+        self.base = 1000.0
+        self.streak = {node: (0, None) for node in NODES}  # failed reads in a row, since
 
     def teardown(self) -> None:
         self.emulator.stop()
@@ -91,8 +107,10 @@ class TwoNodes(RuleBasedStateMachine):
                 self.scores[node] = updates[0].split("=", 1)[1] if updates else None
             return 0, "", ""
 
+        started = time.monotonic()
         return BerofosAgent(AgentEnvironment(environ, ["berofos", action]), log,
-                            runner=runner).run()
+                            runner=runner, clock=lambda: self.base + time.monotonic() - started,
+                            sleep=lambda seconds: None).run()
 
     def marker(self, node: str) -> str | None:
         path = self.tmp / node / "berofos-isdn.role"
@@ -100,6 +118,21 @@ class TwoNodes(RuleBasedStateMachine):
 
     def modes(self) -> list[int | None]:
         return [d.relay_mode if d.powered else None for d in self.emulator.devices]
+
+    def expected_score(self, node: str, role: str, previous, lost: bool) -> str:
+        """What a read gives, by the hysteresis rule, and the streak it leaves."""
+        own = NODES[node]
+        if not lost:
+            self.streak[node] = (0, None)
+            return "110" if all(m == own for m in self.modes()) else "100"
+        count, since = self.streak[node]
+        count, since = count + 1, self.base if since is None else since
+        self.streak[node] = (count, since)
+        lost_score = "1" if role == "promoted" else WITHHELD
+        confirmed = count >= 2 and self.base - since >= CONFIRM_SECONDS
+        if confirmed or previous is None or _number(previous) <= _number(lost_score):
+            return lost_score
+        return previous
 
     # -- Pacemaker's actions -----------------------------------------------------------
 
@@ -109,6 +142,9 @@ class TwoNodes(RuleBasedStateMachine):
             return
         assert self.run(node, "start") == OCFStatus.SUCCESS
         assert self.marker(node) == "unpromoted"
+        self.streak[node] = (0, None)
+        lost = None in self.modes()
+        assert self.scores[node] == self.expected_score(node, "unpromoted", None, lost)
         self.started.add(node)
 
     @precondition(lambda self: self.started)
@@ -123,6 +159,7 @@ class TwoNodes(RuleBasedStateMachine):
         assert self.marker(node) is None and self.scores.get(node) is None
         assert self.modes() == before
         self.started.discard(node)
+        self.streak[node] = (0, None)
 
     @precondition(lambda self: self.started and self.promoted is None)
     @rule(data=st.data())
@@ -132,8 +169,11 @@ class TwoNodes(RuleBasedStateMachine):
         if result == OCFStatus.SUCCESS:
             assert self.modes() == [NODES[node]] * len(DEVICES)
             assert self.marker(node) == "promoted"
+            assert self.scores[node] == "110"
             self.promoted = node
+            self.streak[node] = (0, None)
         else:
+            assert self.scores[node] == WITHHELD
             assert result == OCFStatus.ERR_GENERIC
             assert None in self.modes()  # only a device down may make it fail here
             assert self.marker(node) == "unpromoted"
@@ -149,6 +189,7 @@ class TwoNodes(RuleBasedStateMachine):
 
     @rule(node=st.sampled_from(list(NODES)), probe=st.booleans())
     def monitor(self, node: str, probe: bool) -> None:
+        previous = self.scores.get(node)
         result = self.run(node, "monitor", interval=0 if probe else 10000)
         role = self.marker(node)
         modes = self.modes()
@@ -158,16 +199,21 @@ class TwoNodes(RuleBasedStateMachine):
             return
         elsewhere = any(mode is not None and mode != own for mode in modes)
         lost = None in modes
+        power_on_elsewhere = any(d.powered and d.values["modedef"] != own
+                                 for d in self.emulator.devices)
         if role == "promoted":
             expected = (OCFStatus.FAILED_PROMOTED if elsewhere else
-                        OCFStatus.DEGRADED_PROMOTED if lost else OCFStatus.RUNNING_PROMOTED)
+                        OCFStatus.DEGRADED_PROMOTED if lost or power_on_elsewhere else
+                        OCFStatus.RUNNING_PROMOTED)
         else:
             expected = OCFStatus.DEGRADED if lost else OCFStatus.SUCCESS
         assert result == expected, (role, modes, result)
-        if lost:
-            assert self.scores[node] == ("1" if role == "promoted" else "-INFINITY")
-        else:
-            assert self.scores[node] == ("110" if all(m == own for m in modes) else "100")
+        assert self.scores[node] == self.expected_score(node, role, previous, lost)
+
+    @rule()
+    def time_passes(self) -> None:
+        self.base += CONFIRM_SECONDS + 6  # an action takes under 3 s here
+
 
     # -- faults ------------------------------------------------------------------------
 

@@ -31,9 +31,7 @@ __all__ = ["BerofosAgent", "AgentFailure", "run_action", "time_budget", "device_
            "DEGRADED_PROMOTED_SCORE", "WITHHELD", "CONFIRM_SECONDS"]
 
 import os
-import signal
 import sys
-import threading
 import time
 
 from ..deadline import Deadline
@@ -511,6 +509,8 @@ class BerofosAgent:
 
     def _start_partition_query(self):
         """Ask ``crm_node -p`` in a thread while the relays move; return the getter."""
+        import threading
+
         if not self.env.promotable:
             return lambda: None
         answer: list = []
