@@ -3,8 +3,10 @@
 #   make demo      a live 2-node cluster on the emulator, its promoted node killed
 #   make demo-agent  the agent's actions by hand, without a cluster
 #   make bench     timings of the agent's actions and of a failover
-#   make install   the agent, the package, the berofos command and the man pages
-#                  (DESTDIR, PREFIX, OCF_ROOT, PROVIDER; resource ocf:PROVIDER:berofos)
+#   make install   the agent, the package, the berofos command, the man pages and the
+#                  bash completion (DESTDIR, PREFIX, OCF_ROOT, PROVIDER; resource
+#                  ocf:PROVIDER:berofos)
+#   make deb       berofos-ocf_VERSION_all.deb here, built by debhelper from a copy
 #   make man       regenerate man/ from the agent's table and the CLI
 PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr
@@ -13,25 +15,44 @@ PROVIDER ?= berofos
 PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+# Beside the man pages ($(PREFIX)/share/bash-completion/completions by default), so
+# that an installation whose MANDIR is moved elsewhere (the test suite's private
+# ones) keeps its completion there too, out of the system's.
+COMPLETIONDIR ?= $(dir $(MANDIR))bash-completion/completions
+# no: leave byte-compiling to the package manager (dh_python3's py3compile)
+BYTECOMPILE ?= yes
 DESTDIR ?=
+DEBDIR ?= .
 
 AGENT_DIR = $(OCF_ROOT)/resource.d/$(PROVIDER)
 AGENT_MAN = ocf_$(PROVIDER)_berofos.7
 RUNTIME_PACKAGES = python3 python3-requests resource-agents
+# what debian/control's Build-Depends name, as Debian packages
+DEB_PACKAGES = debhelper dh-python dpkg-dev python3 python3-requests
 # a live cluster: pcs writes its configuration; qdevice/qnetd give two nodes a third vote
 CLUSTER_PACKAGES = pacemaker pacemaker-cli-utils corosync iproute2 util-linux procps pcs \
 	corosync-qdevice corosync-qnetd libnss3-tools
-CHECK_PACKAGES = $(RUNTIME_PACKAGES) $(CLUSTER_PACKAGES) python3-pytest python3-hypothesis \
-	libxml2-utils crmsh curl groff-base make
+CHECK_PACKAGES = $(RUNTIME_PACKAGES) $(CLUSTER_PACKAGES) $(DEB_PACKAGES) python3-pytest \
+	python3-hypothesis libxml2-utils crmsh curl groff-base make lintian
 DEMO_PACKAGES = $(RUNTIME_PACKAGES) $(CLUSTER_PACKAGES)
 
-.PHONY: check demo demo-agent bench install uninstall man deps-check deps-demo
+# The version has one source, berofos_ocf.__version__ (the meta-data, berofos --version
+# and debian/changelog all show it).
+VERSION = $(shell $(PYTHON) -c 'import berofos_ocf; print(berofos_ocf.__version__)')
+DEB = berofos-ocf_$(VERSION)_all.deb
+# what the package is built from, copied so that the tree itself is never written
+DEB_SOURCES = Makefile COPYING README.md agents berofos_ocf debian examples man
+
+.PHONY: check demo demo-agent bench install uninstall man deb deps-check deps-demo deps-deb
 
 deps-check:
 	@tests/ensure-packages $(CHECK_PACKAGES)
 
 deps-demo:
 	@tests/ensure-packages $(DEMO_PACKAGES)
+
+deps-deb:
+	@tests/ensure-packages $(DEB_PACKAGES)
 
 check: deps-check
 	$(PYTHON) -m pytest
@@ -53,9 +74,10 @@ install:
 	install -d $(DESTDIR)$(PYTHONDIR)/berofos_ocf/agent $(DESTDIR)$(PYTHONDIR)/berofos_ocf/emulator
 	for f in $$(find berofos_ocf -name '*.py'); do \
 		install -m 0644 $$f $(DESTDIR)$(PYTHONDIR)/$$f || exit 1; done
-	$(PYTHON) -m compileall -q -d $(PYTHONDIR) $(DESTDIR)$(PYTHONDIR)/berofos_ocf
+	[ "$(BYTECOMPILE)" = no ] || \
+		$(PYTHON) -m compileall -q -d $(PYTHONDIR) $(DESTDIR)$(PYTHONDIR)/berofos_ocf
 	install -d $(DESTDIR)$(AGENT_DIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(MANDIR)/man7
+		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(COMPLETIONDIR)
 	sed 's|^PACKAGE_DIR = .*|PACKAGE_DIR = "$(PYTHONDIR)"|' agents/berofos \
 		> $(DESTDIR)$(AGENT_DIR)/berofos
 	chmod 0755 $(DESTDIR)$(AGENT_DIR)/berofos
@@ -68,9 +90,25 @@ install:
 	$(PYTHON) -m berofos_ocf.manpage agent --provider $(PROVIDER) \
 		> $(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN)
 	install -m 0644 man/berofos.1 $(DESTDIR)$(MANDIR)/man1/berofos.1
+	$(PYTHON) -m berofos_ocf.completion > $(DESTDIR)$(COMPLETIONDIR)/berofos
 
 uninstall:
 	rm -rf $(DESTDIR)$(PYTHONDIR)/berofos_ocf
 	rm -f $(DESTDIR)$(AGENT_DIR)/berofos $(DESTDIR)$(BINDIR)/berofos \
-		$(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN) $(DESTDIR)$(MANDIR)/man1/berofos.1
+		$(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN) $(DESTDIR)$(MANDIR)/man1/berofos.1 \
+		$(DESTDIR)$(COMPLETIONDIR)/berofos
 	-rmdir $(DESTDIR)$(AGENT_DIR) 2>/dev/null
+
+# dpkg-buildpackage in a temporary copy: debian/changelog is written there, with the
+# version of berofos_ocf and the date of the last commit (or SOURCE_DATE_EPOCH), so
+# that the same tree builds the same package.
+deb: deps-deb
+	set -e; work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	tar -c --exclude=__pycache__ $(DEB_SOURCES) | tar -x -C "$$work" --one-top-level=src; \
+	epoch=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)}; \
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@DATE@/$$(date -R -u -d @$$epoch)/" \
+		-e "s/@MAINTAINER@/$$(sed -n 's/^Maintainer: //p' debian/control)/" \
+		debian/changelog.in > "$$work/src/debian/changelog"; \
+	(cd "$$work/src" && dpkg-buildpackage -b --no-sign); \
+	cp "$$work/$(DEB)" $(DEBDIR)/
+	@echo "built $(DEBDIR)/$(DEB)"
