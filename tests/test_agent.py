@@ -897,3 +897,18 @@ def test_start_warns_about_two_nodes_without_fencing_or_arbiter(lab, tmp_path):
     assert lab.node1.run("validate-all", OCF_CHECK_LEVEL=10, FAKE_CMAP=cmap).rc == 0
     assert len([line for line in lab.node1.log().splitlines()
                 if "no fencing and no qdevice" in line]) == 1
+
+
+def test_split_guard_an_unreadable_device_does_not_end_the_yield(lab):
+    lab.node1.run("start", FAKE_PARTITION="node1 node2")
+    lab.node1.run("promote", FAKE_PARTITION="node1 node2")
+    lab.node2.run("start", FAKE_PARTITION="node2")
+    lab.node2.run("promote", FAKE_PARTITION="node2")
+    lab.node1.run("monitor", FAKE_PARTITION="node1")
+    for action in ("demote", "stop", "start"):
+        lab.node1.run(action, FAKE_PARTITION="node1")
+    for device in ("fos1", "fos2"):
+        lab.emulator.control.power(device, "off")
+    lab.node1.run("monitor", interval=11000, FAKE_PARTITION="node1")
+    assert lab.node1.state()["yielded_to"] == "node2"
+    assert lab.node1.last_score() == "-INFINITY"

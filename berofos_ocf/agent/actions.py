@@ -396,10 +396,11 @@ class BerofosAgent:
         """End a yield when the peer is back in sight, or the lines left it."""
         if not state.yielded_to:
             return
+        readable = [h for h in health if h.problem is None]  # unread devices prove nothing
         reason = None
         if self.env.is_probe:
             reason = "a probe (cleanup) asked for a fresh look"
-        elif not any(h.mode == setup.peer_mode for h in health if h.problem is None):
+        elif readable and not any(h.mode == setup.peer_mode for h in readable):
             reason = "the lines are no longer at the peer"
         else:
             partition = self._partition()
