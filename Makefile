@@ -71,9 +71,8 @@ man:
 	$(PYTHON) -m berofos_ocf.manpage cli > man/berofos.1
 
 install:
-	install -d $(DESTDIR)$(PYTHONDIR)/berofos_ocf/agent $(DESTDIR)$(PYTHONDIR)/berofos_ocf/emulator
 	for f in $$(find berofos_ocf -name '*.py'); do \
-		install -m 0644 $$f $(DESTDIR)$(PYTHONDIR)/$$f || exit 1; done
+		install -D -m 0644 $$f $(DESTDIR)$(PYTHONDIR)/$$f || exit 1; done
 	[ "$(BYTECOMPILE)" = no ] || \
 		$(PYTHON) -m compileall -q -d $(PYTHONDIR) $(DESTDIR)$(PYTHONDIR)/berofos_ocf
 	install -d $(DESTDIR)$(AGENT_DIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \

@@ -136,6 +136,12 @@ class ClusterView:
     def failures(self) -> list[dict]:
         return [dict(f.attrib) for f in self.root.iter("failure")]
 
+    def dc(self) -> str | None:
+        """The node that coordinates the cluster (the designated controller)."""
+        summary = self.root.find("summary/current_dc")
+        return summary.get("name") if summary is not None and summary.get("present") == "true" \
+            else None
+
     def quorate(self) -> bool:
         summary = self.root.find("summary/current_dc")
         return summary is not None and summary.get("with_quorum") == "true"
@@ -254,7 +260,7 @@ class Cluster:
         # the nodes' logs go to their own files; there is no syslog in a namespace
         text = text[:text.index("logging {")] + (
             "logging {\n    to_logfile: yes\n    logfile: /var/log/corosync/corosync.log\n"
-            "    to_stderr: no\n    to_syslog: no\n    timestamp: on\n}\n")
+            "    to_stderr: no\n    to_syslog: no\n    timestamp: hires\n}\n")
         self.corosync_conf.write_text(text)
 
     def _certificates(self) -> None:
@@ -384,11 +390,15 @@ class Cluster:
 
     # -- using -------------------------------------------------------------------------
 
+    def on_argv(self, node: str, argv: list[str]) -> list[str]:
+        """``argv`` made to run inside a live node's namespaces."""
+        return ["nsenter", "-t", str(self.init_pids[node]), "-m", "-u", "-n", "-p", "-i",
+                "--", *argv]
+
     def on(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """Run a command inside a live node's namespaces."""
         kwargs.setdefault("check", False)
-        return _run(["nsenter", "-t", str(self.init_pids[node]), "-m", "-u", "-n", "-p", "-i",
-                     "--", *argv], **kwargs)
+        return _run(self.on_argv(node, argv), **kwargs)
 
     def view(self, node: str | None = None) -> ClusterView | None:
         """The cluster as a live node sees it (None if no node answers)."""

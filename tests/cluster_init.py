@@ -28,8 +28,11 @@ NODE_BINDS = {"lib-pacemaker": "/var/lib/pacemaker", "lib-corosync": "/var/lib/c
               "log-pacemaker": "/var/log/pacemaker", "log-corosync": "/var/log/corosync",
               "etc-corosync": "/etc/corosync"}
 ARBITER_BINDS = {"etc-corosync": "/etc/corosync"}
-CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-             "PCMK_logfile": "/var/log/pacemaker/pacemaker.log", "PCMK_debug": "no",
+# UTC: log timestamps are read back by the tests and the bench.
+CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "TZ": "UTC",
+             "PCMK_logfile": "/var/log/pacemaker/pacemaker.log",
+             # daemons to log at debug level (the bench's diagnosis), default none
+             "PCMK_debug": os.environ.get("BEROFOS_TEST_PCMK_DEBUG", "no"),
              "HA_LOGFILE": "/var/log/pacemaker/pacemaker.log"}
 
 
