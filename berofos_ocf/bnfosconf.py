@@ -40,6 +40,7 @@ __all__ = [
     "render_bnfos_conf",
     "write_bnfos_conf",
     "parse_host",
+    "parse_device_names",
     "set_login",
     "update_logins",
     "merge_devices",
@@ -170,6 +171,14 @@ def parse_host(text: str) -> tuple[str, int]:
     return address, number
 
 
+def parse_device_names(text: str) -> list[str]:
+    """Device names from one word list, separated by spaces, tabs or commas.
+
+    What the agent's ``devices`` parameter and each ``-f`` of the command line take.
+    """
+    return text.replace(",", " ").split()
+
+
 def _value_after(line: str, key: str) -> str:
     return line[len(key):].lstrip(" \t=").rstrip()
 
@@ -217,13 +226,14 @@ def parse_bnfos_conf(text: str, path: str = DEFAULT_PATH) -> BnfosConf:
                 raise fail(_EXPECTED_HOST) from None
         else:
             user, sep, password = value.partition(":")
-            if not user:
+            if not user or not sep:
+                # without the colon bnfos would send the whole line as the user
                 raise fail("login must be USER:PASSWORD, e.g. admin:secret")
             if not value.isascii() or not value.isprintable():
                 # HTTP Basic sends Latin-1; the device stores ASCII.  Not quoted:
                 # it is a password.
                 raise fail("login must be printable ASCII")
-            current.user, current.password = user, password if sep else ""
+            current.user, current.password = user, password
     return BnfosConf(devices, path)
 
 

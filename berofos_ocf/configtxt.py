@@ -93,6 +93,11 @@ class Settings:
                     continue
         return result
 
+    def missing(self) -> list[str]:
+        """Names of the readable keys that have no line: every firmware prints them all,
+        so a missing line is an answer cut short (or not from a berofos)."""
+        return [key.name for key in KEYS if key.readable and key.wire not in self.raw]
+
     def invalid(self) -> dict[str, str]:
         """Known keys whose value does not parse, by key name, with the raw text."""
         bad = {}

@@ -36,6 +36,9 @@ __all__ = [
     "decode_reply",
     "image_checksum",
     "split_pages",
+    "MIN_IMAGE_SIZE",
+    "MAX_IMAGE_SIZE",
+    "check_firmware_image",
 ]
 
 import struct
@@ -49,6 +52,20 @@ from .keys import parse_ipv4
 PREFIX = b"GBL\x04"
 MIN_DATAGRAM = 6
 PAGE_SIZE = 512
+# Firmware images are raw binaries sent page by page; nothing in them says what
+# they are.  The bounds are guesses around what the device can hold: a few
+# hundred kilobytes (the protocol itself stops at 0xFFFF pages, 32 MiB).
+MIN_IMAGE_SIZE = 1024
+MAX_IMAGE_SIZE = 1024 * 1024
+# What a file that is not a raw image starts with, and what to do about it.
+_NOT_AN_IMAGE = (
+    (b"PK\x03\x04", "a ZIP archive: unpack the .bin file from it"),
+    (b"\x1f\x8b", "gzip-compressed: gunzip it first"),
+    (b"\x7fELF", "an ELF executable, not a raw firmware image"),
+    (b"BZh", "bzip2-compressed: bunzip2 it first"),
+    (b"\xfd7zXZ\x00", "xz-compressed: unxz it first"),
+)
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 
 
 class Command(IntEnum):
@@ -419,6 +436,30 @@ def decode_reply(datagram: bytes):
 def image_checksum(image: bytes) -> int:
     """The flash checksum: XOR of every byte of the image (padding adds nothing)."""
     return _xor(image)
+
+
+def check_firmware_image(image: bytes) -> None:
+    """Raise :class:`InvalidValue` saying why ``image`` is no firmware for the device.
+
+    What is known: a raw binary, within :data:`MIN_IMAGE_SIZE` and
+    :data:`MAX_IMAGE_SIZE`; not text (an Intel HEX file, an HTML page saved
+    instead of the download), not an archive, not blank.
+    """
+    if not MIN_IMAGE_SIZE <= len(image) <= MAX_IMAGE_SIZE:
+        raise InvalidValue(f"{len(image)} bytes: a firmware image has {MIN_IMAGE_SIZE} to "
+                           f"{MAX_IMAGE_SIZE} bytes")
+    for magic, what in _NOT_AN_IMAGE:
+        if image.startswith(magic):
+            raise InvalidValue(what)
+    head = image[:4096]
+    if all(byte in _TEXT_BYTES for byte in head):
+        if head.startswith(b":") and all(c in b"0123456789ABCDEFabcdef\r\n:"
+                                         for c in head):
+            raise InvalidValue("an Intel HEX file: convert it to a raw binary first "
+                               "(objcopy -I ihex -O binary)")
+        raise InvalidValue("a text file, not a firmware image")
+    if image.count(image[:1]) == len(image) and image[:1] in (b"\x00", b"\xff"):
+        raise InvalidValue("blank: every byte is the same")
 
 
 def split_pages(image: bytes) -> list[bytes]:

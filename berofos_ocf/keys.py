@@ -26,6 +26,7 @@ __all__ = [
     "RELAY_A_D",
     "RELAY_A_B",
     "RELAY_LABELS",
+    "RELAY_WORDS",
     "WATCHDOG_LABELS",
     "lookup",
     "SCENARIO_LABELS",
@@ -52,6 +53,11 @@ class Kind:
 RELAY_A_D = 0
 RELAY_A_B = 1
 RELAY_LABELS = {RELAY_A_D: "A--D", RELAY_A_B: "A--B"}
+# What people call the relay positions: Wazo's master (port B) and slave (port D).
+RELAY_WORDS = {
+    "master": RELAY_A_B, "b": RELAY_A_B, "a--b": RELAY_A_B, "ab": RELAY_A_B, "1": RELAY_A_B,
+    "slave": RELAY_A_D, "d": RELAY_A_D, "a--d": RELAY_A_D, "ad": RELAY_A_D, "0": RELAY_A_D,
+}
 WATCHDOG_LABELS = {0: "off", 1: "on", 2: "failure"}
 SCENARIO_LABELS = {0: "fallback", 1: "bypass"}
 # Every number of the protocol fits in 5 digits; the cap also keeps int() away
@@ -68,17 +74,22 @@ class Key:
     ``wire`` is the ``config.txt`` key (None: write-only); ``param`` the query
     parameter (None: read-only); ``fixed`` query parameters that precede it
     (``power1`` is ``?cmd=5&p=0&s=V``), which also makes the key impossible to
-    write together with others of its group.
+    write together with others of its group.  ``words`` are more names a
+    person may type for a value (``master`` for ``mode=1``); ``wire_values``
+    are values the firmware prints besides those of the kind, with what they
+    mean (``6_wen=2`` after the watchdog fired).
     """
 
     __slots__ = ("name", "cmd", "wire", "param", "kind", "minimum", "maximum",
-                 "max_length", "labels", "fixed", "description")
+                 "max_length", "labels", "fixed", "description", "words", "wire_values")
 
     def __init__(self, name: str, cmd: int, wire: str | None, param: str | None,
                  kind: str, description: str, *, minimum: int = 0,
                  maximum: int | None = None, max_length: int | None = None,
                  labels: dict[int, str] | None = None,
-                 fixed: tuple[tuple[str, str], ...] = ()) -> None:
+                 fixed: tuple[tuple[str, str], ...] = (),
+                 words: dict[str, int] | None = None,
+                 wire_values: dict[str, object] | None = None) -> None:
         self.name = name
         self.cmd = cmd
         self.wire = wire
@@ -90,6 +101,8 @@ class Key:
         self.max_length = max_length
         self.labels = labels or {}
         self.fixed = fixed
+        self.words = words or {}
+        self.wire_values = wire_values or {}
 
     def __repr__(self) -> str:
         return f"Key({self.name!r})"
@@ -113,6 +126,8 @@ class Key:
         """Convert a ``config.txt`` value; raise :class:`FormatError` if it does not fit."""
         if self.kind not in (Kind.TEXT, Kind.SECRET):
             text = text.strip()  # text values are the device's own, blanks included
+        if text in self.wire_values:
+            return self.wire_values[text]
         if self.kind in (Kind.BOOL, Kind.SWITCH):
             if text in ("1", "checked"):
                 value = 1
@@ -154,14 +169,17 @@ class Key:
         word = text.strip().lower()
         if self.kind in (Kind.BOOL, Kind.SWITCH):
             named = {label.lower(): number for number, label in self.labels.items()}
+            named.update(self.words)
             if word in named:
                 return named[word]
             if word in _TRUE_WORDS or word in _FALSE_WORDS:
                 flag = word in _TRUE_WORDS
                 return flag if self.kind == Kind.BOOL else int(flag)
             choices = "yes/no" if self.kind == Kind.BOOL else "0/1"
-            if self.labels:
-                choices += " or " + "/".join(self.labels.values())
+            names = list(self.labels.values()) + [w for w in self.words if w.isalpha()
+                                                  and len(w) > 2]
+            if names:
+                choices += " or " + "/".join(names)
             raise InvalidValue(f"{self.name}: {text!r} is not {choices}")
         if self.kind == Kind.INT:
             number = parse_decimal(word)
@@ -237,11 +255,9 @@ def parse_decimal(text: str) -> int | None:
 
 def parse_relay_mode(text: str) -> int:
     """``master``/``b``/``A--B``/``1`` → 1 and ``slave``/``d``/``A--D``/``0`` → 0."""
-    word = text.strip().lower()
-    if word in ("master", "b", "a--b", "ab", "1"):
-        return RELAY_A_B
-    if word in ("slave", "d", "a--d", "ad", "0"):
-        return RELAY_A_D
+    mode = RELAY_WORDS.get(text.strip().lower())
+    if mode is not None:
+        return mode
     raise InvalidValue(f"{text!r} is not a relay position (master, slave, b, d, A--B, A--D)")
 
 
@@ -250,8 +266,10 @@ KEYS: tuple[Key, ...] = (
     Key("scenario", 1, "1_sz", "sz", Kind.SWITCH,
         "0 fallback (A-B or A-D), 1 bypass (A-B + C-D, or A-D)",
         labels=SCENARIO_LABELS),
-    Key("mode", 4, "4_mode", "mode", Kind.SWITCH, "relay mode: 0 A-D, 1 A-B", labels=RELAY_LABELS),
-    Key("modedef", 1, "1_rm", "rm", Kind.SWITCH, "relay mode at power-on", labels=RELAY_LABELS),
+    Key("mode", 4, "4_mode", "mode", Kind.SWITCH, "relay mode: 0 A-D (slave), 1 A-B (master)",
+        labels=RELAY_LABELS, words=RELAY_WORDS),
+    Key("modedef", 1, "1_rm", "rm", Kind.SWITCH, "relay mode at power-on", labels=RELAY_LABELS,
+        words=RELAY_WORDS),
     Key("power1", 5, "5_p0", "s", Kind.BOOL, "power port 1", fixed=(("p", "0"),)),
     Key("power1def", 1, "1_p0", "p0", Kind.BOOL, "power port 1 at power-on"),
     Key("power2", 5, "5_p1", "s", Kind.BOOL, "power port 2", fixed=(("p", "1"),)),
@@ -271,7 +289,10 @@ KEYS: tuple[Key, ...] = (
     Key("syslog", 3, "3_log", "syslog", Kind.BOOL, "remote syslog"),
     Key("slgip", 3, "3_loghost", "slgip", _IP, "remote syslog server"),
     Key("slgpt", 3, "3_logport", "slgpt", Kind.INT, "remote syslog port", minimum=1, maximum=65535),
-    Key("wdog", 6, "6_wen", "wen", Kind.BOOL, "watchdog enabled (reads yes only while it runs)"),
+    # The firmware prints 6_wen from the value of 6_wstate: 2 once the
+    # watchdog has fired, when it no longer runs (wdogstate says it fired).
+    Key("wdog", 6, "6_wen", "wen", Kind.BOOL, "watchdog enabled (reads yes only while it runs)",
+        wire_values={"2": False}),
     Key("wdogdef", 2, "2_wen", "wen", Kind.BOOL, "watchdog enabled at power-on"),
     Key("wdogstate", 6, "6_wstate", None, Kind.STATE, "watchdog state: 0 off, 1 on, 2 failure",
         labels=WATCHDOG_LABELS),

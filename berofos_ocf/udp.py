@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_UDP_PORT",
+    "SCAN_WINDOW",
     "BROADCAST",
     "HW_MAGICS",
     "Gbl4Client",
@@ -25,6 +26,7 @@ __all__ = [
 
 import socket
 import time
+from typing import Sequence
 
 from .errors import DeviceError, DeviceTimeout, DeviceUnreachable, FormatError
 from .gbl4 import (
@@ -47,6 +49,7 @@ DEFAULT_UDP_PORT = 50123
 BROADCAST = "255.255.255.255"
 HW_MAGICS = (0x0050, 0x00BB)
 DEFAULT_TIMEOUT = 3.0
+SCAN_WINDOW = DEFAULT_TIMEOUT  # how long bnfos collects scan replies
 RESET_TIMEOUT = 8.0
 _PAGE_ATTEMPTS = 3
 
@@ -97,17 +100,21 @@ class Gbl4Client:
             except FormatError:
                 continue
 
-    def scan(self, target: str = BROADCAST, window: float = DEFAULT_TIMEOUT, *,
+    def scan(self, target: str | Sequence[str] = BROADCAST, window: float = SCAN_WINDOW, *,
              until_mac: bytes | None = None) -> list[ScanReply]:
         """Collect scan replies for ``window`` seconds, one per MAC, in arrival order.
 
-        With ``until_mac``, stop as soon as that device has answered.
+        ``target`` is one address or several, all asked from one socket within
+        the one window.  With ``until_mac``, stop as soon as that device has
+        answered.
         """
+        targets = [target] if isinstance(target, str) else list(target)
         found: dict[bytes, ScanReply] = {}
-        with self._open(target) as sock:
-            self._send(sock, ScanRequest().encode(), target, target)
+        with self._open(targets[0]) as sock:
+            for address in targets:
+                self._send(sock, ScanRequest().encode(), address, address)
             for reply, sender in self._receive(sock, self._clock() + window):
-                if _genuine_scan_reply(reply, sender[0], target):
+                if _genuine_scan_reply(reply, sender[0], targets):
                     found.setdefault(reply.mac, reply)
                     if reply.mac == until_mac:
                         break
@@ -176,10 +183,10 @@ class Gbl4Client:
         return len(pages)
 
 
-def _genuine_scan_reply(reply, sender: str, target: str) -> bool:
-    """A scan reply of a berofos, sent from the address it gives or from the one asked."""
+def _genuine_scan_reply(reply, sender: str, targets: list[str]) -> bool:
+    """A scan reply of a berofos, sent from the address it gives or from one asked."""
     return (isinstance(reply, ScanReply) and reply.hw_magic in HW_MAGICS
-            and sender in (reply.ip, target))
+            and (sender == reply.ip or sender in targets))
 
 
 def _reply_matches(reply, request) -> bool:

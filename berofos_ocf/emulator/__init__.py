@@ -15,7 +15,7 @@ Run it with ``berofos emulator --listen 127.0.0.1:8081 …``; embed it with::
 from __future__ import annotations
 
 __all__ = ["Emulator", "DeviceOptions", "EmulatedDevice", "Fault", "DEFAULT_BASE_MAC",
-           "format_relay_entry"]
+           "DEFAULT_LISTEN", "format_relay_entry", "option_switches"]
 
 import json
 import os
@@ -25,11 +25,12 @@ import time
 from ..errors import BerofosError
 from ..keys import RELAY_LABELS
 from .control import ControlServer
-from .device import DeviceOptions, EmulatedDevice, Fault
+from .device import DeviceOptions, EmulatedDevice, Fault, option_switches
 from .httpfront import DeviceHttpServer
 from .udpfront import UdpEndpoint
 
 DEFAULT_BASE_MAC = bytes.fromhex("001932000001")
+DEFAULT_LISTEN = ("127.0.0.1", 8080)
 _TICK = 0.05
 
 
@@ -90,6 +91,8 @@ class Emulator:
               control) -> None:
         for index, (host, port) in enumerate(listen):
             device_options = DeviceOptions(**vars(options)) if options else DeviceOptions()
+            # Named as 'berofos scan --write' names the devices it finds: fos1,
+            # fos2 ... in the order of their MACs, which count up here.
             device = EmulatedDevice(f"fos{index + 1}", _mac_plus(base_mac, index), host, port,
                                     password=password, options=device_options,
                                     initial=initial, on_relay_change=self._log_relay_change)

@@ -17,6 +17,8 @@ from __future__ import annotations
 __all__ = [
     "CHECKBOXES",
     "DeviceOptions",
+    "OptionSwitch",
+    "option_switches",
     "EmulatedDevice",
     "Fault",
     "FAULT_KINDS",
@@ -28,7 +30,7 @@ import hashlib
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from urllib.parse import unquote
 
 from ..configtxt import Settings, render_config_txt
@@ -74,16 +76,48 @@ class RequestRejected(Exception):
     """A ``?cmd=`` request the device refuses (answered with HTTP 400)."""
 
 
+def _switch(default, flag: str, help: str):
+    """A field of :class:`DeviceOptions` with its command line switch."""
+    return field(default=default, metadata={"flag": flag, "help": help})
+
+
 @dataclass
 class DeviceOptions:
-    """Switches for what is not known about the real device."""
+    """Switches for what is not known about the real device.
 
-    checked_style: bool = False       # booleans as "checked"/"" instead of 1/0
-    legacy_group_reset: bool = False  # firmware 1.3.x: omitted checkboxes reset to 0
-    auth_reads: bool = True           # config.txt needs the password when pwd=1
-    relay_delay: float = 0.0          # ?cmd=4 acknowledged before the relays move
-    defaults_at_boot: bool = True     # modedef/wdogdef/powerNdef applied at power-on
-    unknown_lines: bool = False       # print firmware 1.5.7's unknown lines
+    Each field carries its ``berofos emulator`` switch (``flag``, ``help``): a
+    boolean switch turns the default around, a number switch takes seconds.
+    """
+
+    checked_style: bool = _switch(False, "--checked-style",
+                                  "booleans print as 'checked'/'' instead of 1/0")
+    legacy_group_reset: bool = _switch(False, "--legacy-group-reset", "firmware 1.3 bug: a "
+                                       "write resets the group's omitted checkboxes")
+    auth_reads: bool = _switch(True, "--open-reads", "config.txt readable without the password")
+    relay_delay: float = _switch(0.0, "--relay-delay",
+                                 "acknowledge a mode change before the relays move")
+    defaults_at_boot: bool = _switch(True, "--no-boot-defaults",
+                                     "ignore modedef/wdogdef/powerNdef at power-on")
+    unknown_lines: bool = _switch(False, "--unknown-lines",
+                                  "print firmware 1.5.7's unknown config.txt lines")
+
+
+class OptionSwitch:
+    """The command line switch of one :class:`DeviceOptions` field."""
+
+    __slots__ = ("name", "flag", "help", "default")
+
+    def __init__(self, name: str, flag: str, help: str, default) -> None:
+        self.name = name
+        self.flag = flag
+        self.help = help
+        self.default = default
+
+
+def option_switches() -> list[OptionSwitch]:
+    """Every switch of :class:`DeviceOptions`, in field order."""
+    return [OptionSwitch(f.name, f.metadata["flag"], f.metadata["help"], f.default)
+            for f in fields(DeviceOptions)]
 
 
 @dataclass
@@ -191,6 +225,9 @@ class EmulatedDevice:
             values["wdogrtime"] = self._watchdog_left()
             ordered = {key.name: values[key.name] for key in KEYS if key.readable}
             settings = Settings.from_values(ordered, checked_style=self.options.checked_style)
+            # The firmware prints 6_wen from the watchdog's state, a number in
+            # every style: 2 once the watchdog has fired.
+            settings.raw[KEYS_BY_NAME["wdog"].wire] = str(self._wdog_state)
             if self.options.unknown_lines:
                 settings.unknown.update(_UNKNOWN_LINES)
             return settings
@@ -340,11 +377,15 @@ class EmulatedDevice:
             self._move_relays(RELAY_A_D, "power-off")  # the relays' rest position
 
     def power_on(self) -> None:
+        """Power back on, in operation: flash mode needs the button held (see
+        :meth:`set_flash_mode`), so a power cycle leaves it."""
         with self._lock:
             self._cancel_power_timer()
             if self.powered:
                 return
             self.powered = True
+            self.flash_mode = False
+            self._flash = _Flash()
             if self.options.defaults_at_boot:
                 self.values["power1"] = self.values["power1def"]
                 self.values["power2"] = self.values["power2def"]
