@@ -17,28 +17,41 @@ device never compresses), and a body shorter than its Content-Length counts
 as a dropped connection.  Device text quoted in an error goes through
 :func:`~berofos_ocf.text.shown`.
 
-:func:`for_each_device` runs one function per device in parallel threads and
-returns when all are done or the deadline has passed, whichever comes first.
+:func:`on_every_device` is the one group operation: one function per device,
+in parallel threads, until all are done or the deadline has passed, whichever
+comes first, with a typed :class:`DeviceResult` per device (its value, or the
+:class:`~berofos_ocf.errors.BerofosError` that prevented it).
+:func:`read_status` reads every device with it; :func:`for_each_device` is its
+older, untyped form (value or exception), kept for the agent's promote.
+
+With the ``berofos_ocf.client`` logger at DEBUG (``berofos -v``), every
+request is logged with its outcome and duration; a request that carries a
+password is logged without its query.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WAIT",
     "READ_ATTEMPTS",
     "BerofosClient",
     "RelaySwitch",
+    "DeviceResult",
     "DeviceStatus",
+    "on_every_device",
     "for_each_device",
     "read_status",
 ]
 
 import http.client
 import io
+import logging
 import re
 import socket
 import threading
 import time
+from typing import Callable, Generic, Sequence, TypeVar
 
 import requests
 import urllib3
@@ -48,6 +61,7 @@ from .bnfosconf import DeviceEntry
 from .configtxt import Settings, build_write_queries, parse_config_txt
 from .deadline import Deadline
 from .errors import (
+    BerofosError,
     CredentialsRejected,
     DeviceCommunicationError,
     DeviceError,
@@ -60,6 +74,8 @@ from .keys import KEYS_BY_NAME, RELAY_LABELS
 from .text import shown
 
 DEFAULT_TIMEOUT = 3.0
+# A whole write or switch, its retries and read-backs included.
+DEFAULT_WAIT = 10.0
 # Bytes taken from the socket: the status line and headers (the device sends
 # about 200), then the body (its config.txt is under 2 kB).  The head limit is
 # below http.client's own (100 headers of 64 KiB each).
@@ -77,6 +93,9 @@ _RETRY_PAUSE = 0.5
 READ_ATTEMPTS = 3
 _READ_PAUSES = (0.2, 0.6)
 _MIN_TRY = 0.2  # no retry when less than this would be left for the request
+_log = logging.getLogger(__name__)
+_Value = TypeVar("_Value")
+_Item = TypeVar("_Item")
 
 
 class RelaySwitch:
@@ -98,16 +117,38 @@ class RelaySwitch:
                 f"{RELAY_LABELS[self.new_mode]}")
 
 
-class DeviceStatus:
+class DeviceResult(Generic[_Value]):
+    """What one device gave to a group operation: ``value``, or the ``error`` that prevented it."""
+
+    __slots__ = ("device", "value", "error")
+
+    def __init__(self, device: DeviceEntry, value: _Value | None = None,
+                 error: BerofosError | None = None) -> None:
+        self.device = device
+        self.value = value
+        self.error = error
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def __repr__(self) -> str:
+        outcome = f"error={self.error!r}" if self.error else f"value={self.value!r}"
+        return f"{type(self).__name__}({self.device.name!r}, {outcome})"
+
+
+class DeviceStatus(DeviceResult[Settings]):
     """What one read of a device gave: its settings, or the error that prevented it."""
 
-    __slots__ = ("device", "settings", "error")
+    __slots__ = ()
 
     def __init__(self, device: DeviceEntry, settings: Settings | None = None,
-                 error: Exception | None = None) -> None:
-        self.device = device
-        self.settings = settings
-        self.error = error
+                 error: BerofosError | None = None) -> None:
+        super().__init__(device, settings, error)
+
+    @property
+    def settings(self) -> Settings | None:
+        return self.value
 
     @property
     def reachable(self) -> bool:
@@ -359,8 +400,16 @@ class BerofosClient:
         timeout = deadline.bound(self.timeout)
         if timeout <= 0:
             raise DeviceTimeout(self.label, "no time left to ask")
+        shown_path = path.partition("?")[0] + "?<password hidden>" if secret else path
+        started = time.monotonic()
         try:
-            return self._exchange(path, _Exchange(self.label, timeout))
+            body = self._exchange(path, _Exchange(self.label, timeout))
+            _log.debug("%s: GET %s: %d bytes in %.0f ms", self.label, shown_path, len(body),
+                       (time.monotonic() - started) * 1000)
+            return body
+        except DeviceCommunicationError as err:
+            _log.debug("%s: GET %s: %s", self.label, shown_path, err.detail)
+            raise
         # urllib3's errors come unwrapped from the body, read below requests
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             if isinstance(err, requests.Timeout):
@@ -374,6 +423,7 @@ class BerofosClient:
             error = DeviceError(self.label, "the login cannot be sent (characters outside "
                                             "Latin-1)")
             cause = None
+        _log.debug("%s: GET %s: %s", self.label, shown_path, error.detail)
         # Raised outside the handler: with a secret, not even __context__ may
         # keep the requests exception, whose text holds the URL.
         raise error from cause
@@ -497,8 +547,11 @@ class BerofosClient:
 
         Reads first (nothing is sent when the relays are already there), sends
         ``?cmd=4&mode=V``, then polls ``config.txt`` for a short while because
-        the device may acknowledge before the relays have moved.  Transient
-        failures are retried until ``deadline``; rejected credentials are not.
+        the device may acknowledge before the relays have moved.  An error is
+        retried until ``deadline`` when it says it is transient (a dropped
+        connection, a 5xx, relays that did not follow the command yet); any
+        other (rejected credentials, an answer that is not a berofos's) is
+        raised at once.
         """
         old_mode = None
         last_error: DeviceCommunicationError | None = None
@@ -517,10 +570,11 @@ class BerofosClient:
                 if mismatch is None:
                     return RelaySwitch(self.device, old_mode, mode)
                 last_error = DeviceError(
-                    self.label, f"relays did not reach {RELAY_LABELS[mode]} after the command")
-            except CredentialsRejected:
-                raise
+                    self.label, f"relays did not reach {RELAY_LABELS[mode]} after the command",
+                    transient=True)
             except DeviceCommunicationError as err:
+                if not err.transient:
+                    raise
                 last_error = err
             if deadline.remaining() <= _RETRY_PAUSE:
                 raise last_error
@@ -543,37 +597,70 @@ def _mismatch(changes: dict[str, object], settings: Settings) -> str | None:
     return None
 
 
-def for_each_device(function, items: list, deadline: Deadline, *, label=lambda item: str(item)):
-    """Call ``function(item)`` for every item in parallel; return the outcomes in order.
+def _in_parallel(function, items: Sequence, deadline: Deadline) -> list:
+    """``function(item)`` for every item in a daemon thread each, until ``deadline``.
 
-    An outcome is the function's return value or the exception it raised.  Items
-    still running when ``deadline`` expires get a :class:`DeviceTimeout`; their
-    threads are daemons, so they never hold the process back.
+    One slot per item: ``(value, None)`` or ``(None, exception)`` once it has
+    finished, None while it still runs (its thread never holds the process back).
     """
-    outcomes: list = [None] * len(items)
-    done = [False] * len(items)
+    slots: list = [None] * len(items)
 
     def run(index: int) -> None:
         try:
-            outcomes[index] = function(items[index])
+            slots[index] = (function(items[index]), None)
         except Exception as err:  # handed to the caller, which reports it
-            outcomes[index] = err
-        done[index] = True
+            slots[index] = (None, err)
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(items))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(deadline.remaining() if deadline.remaining() != float("inf") else None)
-    for index, item in enumerate(items):
-        if not done[index]:
-            outcomes[index] = DeviceTimeout(label(item), "no answer within the time allowed")
-    return outcomes
+    return slots
+
+
+def _late(label: str) -> DeviceTimeout:
+    return DeviceTimeout(label, "no answer within the time allowed")
+
+
+def on_every_device(action: Callable[[_Item], _Value], items: Sequence[_Item],
+                    deadline: Deadline, *,
+                    device: Callable[[_Item], DeviceEntry] = lambda item: item.device,
+                    ) -> list[DeviceResult[_Value]]:
+    """``action(item)`` for every item in parallel, within ``deadline``: a result per item.
+
+    ``device(item)`` says which device an item is (a :class:`BerofosClient`'s
+    own by default).  A :class:`~berofos_ocf.errors.BerofosError` is that
+    device's error; a device still busy at the deadline gets a
+    :class:`~berofos_ocf.errors.DeviceTimeout`.  Any other exception is a bug:
+    it is raised here, once every device is done or given up.
+    """
+    results: list[DeviceResult[_Value]] = []
+    for item, slot in zip(items, _in_parallel(action, items, deadline)):
+        entry = device(item)
+        if slot is None:
+            results.append(DeviceResult(entry, error=_late(entry.label)))
+        elif isinstance(slot[1], BerofosError):
+            results.append(DeviceResult(entry, error=slot[1]))
+        elif slot[1] is not None:
+            raise slot[1]
+        else:
+            results.append(DeviceResult(entry, slot[0]))
+    return results
+
+
+def for_each_device(function, items: list, deadline: Deadline, *, label=lambda item: str(item)):
+    """Call ``function(item)`` for every item in parallel; return the outcomes in order.
+
+    The untyped form of :func:`on_every_device`: an outcome is the function's
+    return value or the exception it raised (bugs included); items still
+    running when ``deadline`` expires get a :class:`DeviceTimeout`.
+    """
+    return [_late(label(item)) if slot is None else slot[1] or slot[0]
+            for item, slot in zip(items, _in_parallel(function, items, deadline))]
 
 
 def read_status(clients: list[BerofosClient], deadline: Deadline) -> list[DeviceStatus]:
-    """Read every device once, in parallel."""
-    outcomes = for_each_device(lambda c: c.read_settings(deadline), clients, deadline,
-                               label=lambda c: c.label)
-    return [DeviceStatus(c.device, error=o) if isinstance(o, Exception)
-            else DeviceStatus(c.device, settings=o) for c, o in zip(clients, outcomes)]
+    """Read every device once (the client asks again after a glitch), in parallel."""
+    return [DeviceStatus(r.device, r.value, r.error)
+            for r in on_every_device(lambda c: c.read_settings(deadline), clients, deadline)]
