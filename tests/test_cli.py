@@ -53,8 +53,9 @@ def test_status_switch_status(two_devices):
     before = berofos("-c", conf, "status")
     assert before.returncode == 0, before.stderr
     rows = before.stdout.splitlines()
-    assert rows[0].split()[:4] == ["DEVICE", "ADDRESS", "REACHABLE", "RELAYS"]
-    assert [row.split()[3] for row in rows[1:]] == ["A--B", "A--B"]
+    # issue 9: the table fits 80 columns; reachability is in STATE (details with -v)
+    assert rows[0].split()[:4] == ["DEVICE", "ADDRESS", "RELAYS", "POWER-ON"]
+    assert [row.split()[2] for row in rows[1:]] == ["A--B", "A--B"]
 
     switched = berofos("-c", conf, "switch", "slave")
     assert switched.returncode == 0, switched.stderr
@@ -92,7 +93,7 @@ def test_status_with_one_device_down(two_devices):
     result = berofos("-c", conf, "status")
     assert result.returncode == 1
     fos2 = [row for row in result.stdout.splitlines() if row.startswith("fos2")][0]
-    assert " no " in fos2
+    assert fos2.endswith(" unreachable")  # issue 9: the STATE column says what it is
     assert "Traceback" not in result.stderr
 
 
@@ -114,7 +115,9 @@ def test_set_then_get(two_devices):
     got = berofos("-c", conf, "-f", "fos1", "get", "wdogitime", "modedef", "wdog")
     assert got.stdout.splitlines() == ["wdogitime = 45", "modedef = 1 (A--B)", "wdog = no"]
     as_json = json.loads(berofos("-c", conf, "get", "wdogitime", "--json").stdout)
-    assert as_json == {"fos1": {"wdogitime": 45}, "fos2": {"wdogitime": 45}}
+    # issue 9: one JSON shape for every command, a list of device records
+    assert [(r["name"], r["ok"], r["values"]) for r in as_json] == [
+        ("fos1", True, {"wdogitime": 45}), ("fos2", True, {"wdogitime": 45})]
 
 
 def test_show_lists_every_value(two_devices):
@@ -211,7 +214,7 @@ def test_password_update_that_cannot_be_written_says_what_to_do(emulator, tmp_pa
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("berofos_ocf.cli.write_bnfos_conf", disk_full)
+    monkeypatch.setattr("berofos_ocf.cli.password.write_bnfos_conf", disk_full)
     status, out, err = run_main("-c", conf, "password", "--stdin", "--update-config",
                                 stdin=io.StringIO("n3w-secret\n"))
     assert status == 2 and "password protection on" in out, (out, err)
@@ -293,7 +296,9 @@ def test_flash_shows_progress_and_lands(emulator_process, tmp_path):
     refused = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "flash", str(image))
     assert_one_line_error(refused, 1, "not in flash mode")
     emulator.control.flash_mode("fos1", True)
-    result = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "flash", str(image))
+    # issue 9: flashing asks first; without a terminal, --yes
+    result = berofos("-c", str(conf), "--udp-port", str(emulator.udp_port), "flash", str(image),
+                     "--yes")
     assert result.returncode == 0, result.stderr
     assert "5/5 pages" in result.stderr and "5 pages flashed" in result.stdout
     assert emulator.control.device("fos1")["image"]["pages"] == 5
@@ -378,10 +383,12 @@ def test_status_row_of_an_unreachable_device_names_the_problem(two_devices):
     emulator, conf = two_devices
     emulator.control.power("fos2", "off")
     rows = berofos("-c", conf, "status").stdout.splitlines()
-    assert rows[0].split()[-1] == "PROBLEM"
+    # issue 9: an 80-column table, its STATE column, then each problem in words
+    assert rows[0].split()[-1] == "STATE"
     fos2 = [row for row in rows if row.startswith("fos2")][0]
-    assert fos2.split()[2:8] == ["no", "-", "-", "-", "-", "-"]
-    assert fos2.endswith("connection reset") or fos2.endswith("without answering")
+    assert fos2.split()[2:] == ["-", "-", "-", "unreachable"]
+    words = [row for row in rows if row.startswith("fos2 (")][0]
+    assert "connection reset" in words or "without answering" in words
 
 
 def test_status_of_a_device_without_a_relay_mode_fails(two_devices):
@@ -389,7 +396,7 @@ def test_status_of_a_device_without_a_relay_mode_fails(two_devices):
     emulator.control.fault("fos1", "truncate")
     result = berofos("-c", conf, "-f", "fos1", "status")
     assert result.returncode == 1
-    assert "no relay mode in config.txt" in result.stdout
+    assert "answer not usable: config.txt has no 4_mode line" in result.stdout
 
 
 def test_huge_numbers_are_usage_errors(two_devices):
