@@ -65,7 +65,8 @@ _NOT_AN_IMAGE = (
     (b"BZh", "bzip2-compressed: bunzip2 it first"),
     (b"\xfd7zXZ\x00", "xz-compressed: unxz it first"),
 )
-_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+# Bytes no text file holds; a firmware image has plenty.
+_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D} | {0x7F}
 
 
 class Command(IntEnum):
@@ -452,7 +453,7 @@ def check_firmware_image(image: bytes) -> None:
         if image.startswith(magic):
             raise InvalidValue(what)
     head = image[:4096]
-    if all(byte in _TEXT_BYTES for byte in head):
+    if _is_text(head):
         if head.startswith(b":") and all(c in b"0123456789ABCDEFabcdef\r\n:"
                                          for c in head):
             raise InvalidValue("an Intel HEX file: convert it to a raw binary first "
@@ -460,6 +461,17 @@ def check_firmware_image(image: bytes) -> None:
         raise InvalidValue("a text file, not a firmware image")
     if image.count(image[:1]) == len(image) and image[:1] in (b"\x00", b"\xff"):
         raise InvalidValue("blank: every byte is the same")
+
+
+def _is_text(head: bytes) -> bool:
+    """Text in any ASCII-compatible encoding: no control bytes, UTF-8 to its last line end."""
+    if any(byte in _CONTROL_BYTES for byte in head):
+        return False
+    try:
+        head[:head.rfind(b"\n") + 1 or len(head)].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def split_pages(image: bytes) -> list[bytes]:

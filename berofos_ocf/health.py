@@ -81,6 +81,11 @@ class ProblemKind(enum.Enum):
     BYPASS_SCENARIO = "bypass-scenario"    # scenario 1: mode 1 also connects C--D
 
     @property
+    def meaning(self) -> str:
+        """What the kind says about the device, for people (the man page)."""
+        return _MEANINGS[self]
+
+    @property
     def blocks_control(self) -> bool:
         """True when the relays cannot be read or moved from here."""
         return self in (ProblemKind.UNREACHABLE, ProblemKind.LOGIN_REJECTED,
@@ -90,6 +95,23 @@ class ProblemKind(enum.Enum):
     def label(self) -> str:
         """The kind in two words at most, for a table."""
         return self.value.replace("-", " ")
+
+
+_MEANINGS = {
+    ProblemKind.UNREACHABLE: "the device does not answer (refused, reset, no route, timed out)",
+    ProblemKind.LOGIN_REJECTED: "the device refuses the login (none given, or a wrong one)",
+    ProblemKind.BAD_ANSWER: "the device answers something without a usable relay mode "
+                            "(cut short, no magic line, an HTTP error)",
+    ProblemKind.ODD_ANSWER: "the answer lacks lines, holds values not understood, or has "
+                            "another format version",
+    ProblemKind.RELAYS_SPLIT: "the devices switched together have their relays in different "
+                              "positions: the lines are split between the nodes",
+    ProblemKind.WATCHDOG_FIRED: "the hardware watchdog fired and dropped the relays to A--D",
+    ProblemKind.WATCHDOG_ENABLED: "the hardware watchdog runs; nobody kicks it, so it will "
+                                  "drop the relays to A--D",
+    ProblemKind.WATCHDOG_AT_POWER_ON: "the watchdog starts at power-on (wdogdef)",
+    ProblemKind.BYPASS_SCENARIO: "scenario bypass: relay mode 1 also connects C--D",
+}
 
 
 class Problem:
@@ -320,24 +342,29 @@ def _setting_problems(device: DeviceEntry, values: dict, watchdog: WatchdogRisk,
 def assess(statuses: list, fixes: FixCommands | None = None) -> list[DeviceHealth]:
     """Judge devices switched together: each one, then the group.
 
-    Relays split between A--B and A--D split the lines between the nodes: each
-    device away from the position most of them hold (the first device's on a
-    tie) gets a :data:`ProblemKind.RELAYS_SPLIT` problem whose fix moves them all.
+    Relays split between A--B and A--D split the lines between the nodes.  The
+    position they belong to is where most power-on modes point (the agent's
+    promote points them at the node it moves the lines to, a watchdog or a
+    switch by hand leaves them), then where most relays are, then the first
+    device's; each device away from it gets a :data:`ProblemKind.RELAYS_SPLIT`
+    problem whose fix moves them all there.
     """
     fixes = fixes or FixCommands()
     healths = [DeviceHealth.of(status, fixes) for status in statuses]
     modes = [h.relay_mode for h in healths if h.relay_mode is not None]
     if len(set(modes)) < 2:
         return healths
-    target = max((RELAY_A_B, RELAY_A_D), key=lambda m: (modes.count(m), m == modes[0]))
+    power_on = [h.power_on_mode for h in healths]
+    target = max((RELAY_A_B, RELAY_A_D),
+                 key=lambda m: (power_on.count(m), modes.count(m), m == modes[0]))
     command = fixes.for_group([h.device for h in healths], "switch",
                               "master" if target == RELAY_A_B else "slave")
     for health in healths:
         if health.relay_mode is not None and health.relay_mode != target:
             health.problems.append(Problem(
                 ProblemKind.RELAYS_SPLIT,
-                f"relays at {RELAY_LABELS[health.relay_mode]} while the other devices are at "
-                f"{RELAY_LABELS[target]}: the lines are split between the nodes", command))
+                f"relays at {RELAY_LABELS[health.relay_mode]}, not at {RELAY_LABELS[target]} "
+                "like the others: the lines are split between the nodes", command))
     return healths
 
 

@@ -140,9 +140,49 @@ def _option_line(action: argparse.Action) -> str:
 def _options(parser: argparse.ArgumentParser, skip: set[str]) -> list[str]:
     lines = []
     for action in parser._actions:  # argparse has no public way to list them
-        if not action.option_strings or action.dest in skip or action.help == argparse.SUPPRESS:
+        if (not action.option_strings or action.dest in skip or action.help == argparse.SUPPRESS
+                or action.dest.startswith(_AFTER)):
             continue
         lines += [".TP", _option_line(action), _escape(action.help or "")]
+    return lines
+
+
+# The common options repeated after each command name: listed once, at the top.
+_AFTER = "after_"
+
+
+def _command_lines(name: str, sub: argparse.ArgumentParser, help: str) -> list[str]:
+    """One command: its arguments, what it does, its options; ``emulator ctl``'s actions."""
+    nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+    positionals = " ".join(_italic(str(a.metavar or a.dest)) + ("..." if a.nargs == "+" else "")
+                           for a in sub._actions if not a.option_strings and a not in nested)
+    lines = [".SS", f"{_bold(name)} {positionals}".rstrip(), _escape(help or "")]
+    lines += _options(sub, {"help"})
+    if name == "emulator":
+        from .cli.emulatorcommand import ctl_actions
+
+        ctl = nested[0].choices["ctl"]
+        lines += [".SS", f"{_bold('emulator ctl')} {_italic('HOST:PORT')} {_italic('ACTION')}",
+                  _escape(ctl.description)]
+        for action, words, what in ctl_actions(ctl):
+            lines += [".TP", f"{_bold(action)} {_escape(words)}".rstrip(), _escape(what)]
+    return lines
+
+
+def _exit_status_lines() -> list[str]:
+    """Every exit status, then what makes ``berofos status`` exit 1."""
+    from .cli.entry import EXIT_STATUSES
+    from .health import ProblemKind
+
+    lines = [".SH EXIT STATUS"]
+    for status, meaning in EXIT_STATUSES:
+        lines += [".TP", str(status), _escape(meaning)]
+    lines += [".PP", _escape("berofos status exits 1 when a device has any of these problems, "
+                             "each in words with the command that fixes it below the table; "
+                             "the STATE column shows the kind (or how many problems), --json "
+                             "lists them under problems:")]
+    for kind in ProblemKind:
+        lines += [".TP", _bold(kind.value), _escape(kind.meaning)]
     return lines
 
 
@@ -160,9 +200,13 @@ berofos -f fos1 password --update-config
 berofos -f fos1 set wdog=0 wdogdef=0 scenario=0 mode=1 modedef=1
     preparation for a cluster (five bnfos --set calls), confirmed by read-back
 berofos switch master
-    relays to A--B on every device, confirmed (xivo-berofos master)
+    relays to A--B on every device, confirmed (xivo-berofos master); on a node
+    where Pacemaker manages the lines: pcs resource move isdn-clone NODE --promoted
 berofos status
-    what every device says, as a table (--json for scripts)"""
+    what every device needs, as a table, each problem with its fix (--json for
+    scripts); exit 1 when anything needs a human
+berofos emulator ctl 127.0.0.1:8090 fire-watchdog fos1
+    what an expired watchdog does, on an emulated device"""
 
 
 def cli_manpage() -> str:
@@ -170,7 +214,6 @@ def cli_manpage() -> str:
     from .cli import build_parser
 
     parser = build_parser()
-    selection = {"config", "device", "host", "mac", "timeout", "udp_port"}
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {choice.dest: choice.help for choice in subparsers._choices_actions}
     lines = [
@@ -184,23 +227,20 @@ def cli_manpage() -> str:
         ".SH DESCRIPTION",
     ]
     lines += _paragraphs(parser.epilog)
-    lines.append(".SH DEVICE SELECTION")
-    lines.append("Accepted before or after the command name.")
+    lines.append(".SH DEVICE SELECTION AND OUTPUT")
+    lines.append("Accepted before or after the command name; an option a command does not "
+                 "use, or one given twice, is a usage error.")
     lines += _options(parser, {"help", "version"})
     lines.append(".SH COMMANDS")
     for name, sub in subparsers.choices.items():
-        positionals = " ".join(_italic(str(a.metavar or a.dest)) + ("..." if a.nargs == "+"
-                                                                    else "")
-                               for a in sub._actions if not a.option_strings)
-        lines += [".SS", f"{_bold(name)} {positionals}".rstrip(), _escape(helps[name] or "")]
-        lines += _options(sub, selection | {"help"})
+        lines += _command_lines(name, sub, helps[name])
     lines += [".SH EXAMPLES", "The steps of Wazo's berofos integration, with the bnfos "
-              "command each one replaces:", ".PP", ".nf", _escape(_EXAMPLES), ".fi",
-              ".SH EXIT STATUS", ".TP", "0", "success", ".TP", "1",
-              "a device failed (unreachable, credentials rejected, not confirmed ...)",
-              ".TP", "2", "usage or configuration error",
-              ".SH ENVIRONMENT", ".TP", _bold("BEROFOS_LOGIN"),
+              "command each one replaces:", ".PP", ".nf", _escape(_EXAMPLES), ".fi"]
+    lines += _exit_status_lines()
+    lines += [".SH ENVIRONMENT", ".TP", _bold("BEROFOS_LOGIN"),
               _escape("USER:PASSWORD for the device given with --host."),
+              ".TP", _bold("NO_COLOR"),
+              _escape("set and not empty: no colour, even on a terminal."),
               ".SH FILES", ".TP", _bold("/etc/bnfos.conf"),
               _escape("The devices: [name] sections with mac, host and login lines, as "
                       "beroNet's bnfos reads them; host may carry :PORT."),

@@ -126,6 +126,6 @@ def refuse_if_managed(runner, mode: int) -> None:
     raise UsageError(
         f"Pacemaker manages these lines (resource {item.movable}, {item.agent}): to put "
         f"them on {RELAY_LABELS[mode]}, 'pcs resource move {item.movable} {node} --promoted' "
-        f"(later 'pcs resource clear {item.movable}'), or first 'pcs property set "
-        "maintenance-mode=true'; "
-        "--force switches anyway, and the cluster may switch them back")
+        f"(or 'crm_resource --move --promoted --resource {item.movable} --node {node}', then "
+        "--clear), or first 'pcs property set maintenance-mode=true'; --force switches "
+        "anyway, and the cluster may switch them back")

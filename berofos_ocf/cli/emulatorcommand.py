@@ -49,8 +49,41 @@ def register(commands) -> None:
                              description="Drive running emulated devices through their "
                              "control interface. Devices are named fos1, fos2 ... as 'berofos "
                              "scan --write' names them, or HOST:PORT.")
-    ctl.add_argument("control", metavar="HOST:PORT", help="the emulator's --control address")
+    ctl.add_argument("control_address", metavar="HOST:PORT",
+                     help="the emulator's --control address")
     _ctl_arguments(ctl)
+    sub.epilog = ctl.epilog = ctl_summary(ctl)
+    sub.formatter_class = ctl.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def ctl_actions(ctl: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
+    """(action, its arguments, what it does) of every ``emulator ctl`` action."""
+    choices = next(a for a in ctl._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {action.dest: action.help for action in choices._choices_actions}
+    actions = []
+    for name, parser in choices.choices.items():
+        words = []
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS or action.dest in ("help",) \
+                    or action.dest.startswith("after_"):
+                continue
+            value = action.metavar or "|".join(action.choices or ()) or action.dest.upper()
+            value += "..." if action.nargs == "+" else ""
+            words.append(value if not action.option_strings else
+                         f"[{action.option_strings[0]} {value}]")
+        actions.append((name, " ".join(words), helps[name]))
+    return actions
+
+
+def ctl_summary(ctl: argparse.ArgumentParser) -> str:
+    """The actions of ``emulator ctl``, for --help."""
+    lines = ["berofos emulator ctl HOST:PORT ACTION, HOST:PORT the emulator's --control:"]
+    for name, words, help in ctl_actions(ctl):
+        lines += [f"  {name} {words}".rstrip(), f"      {help}"]
+    lines.append("Devices are fos1, fos2 ... (the names 'berofos scan --write' gives them) "
+                 "or HOST:PORT.")
+    lines.append("Example: berofos emulator ctl 127.0.0.1:8090 flash-mode fos2 on")
+    return "\n".join(lines)
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -170,9 +203,9 @@ def _ctl_arguments(ctl) -> None:
     def action(name: str, help: str, device: str | None = "DEVICE"):
         parser = actions.add_parser(name, help=help, description=help)
         if device == "DEVICE":
-            parser.add_argument("device", metavar="DEVICE", help="fos1, fos2 ... or HOST:PORT")
+            parser.add_argument("target", metavar="DEVICE", help="fos1, fos2 ... or HOST:PORT")
         elif device:
-            parser.add_argument("device", metavar=device, nargs="*",
+            parser.add_argument("target", metavar=device, nargs="*",
                                 help="fos1, fos2 ... or HOST:PORT (default: every device)")
         add_common_options(parser, OUTPUT_OPTIONS, after=True)
         return parser
@@ -187,8 +220,9 @@ def _ctl_arguments(ctl) -> None:
     action("fire-watchdog", "fire the hardware watchdog now (relays fall to A--D)")
     action("set", "set values by hand, as at the front panel").add_argument(
         "assignments", nargs="+", metavar="KEY=VALUE")
-    fault = action("fault", "inject a fault into the device's HTTP answers")
-    fault.add_argument("kind", choices=FAULT_KINDS)
+    fault = action("fault", "inject a fault into the device's HTTP answers, KIND one of "
+                   + ", ".join(FAULT_KINDS))
+    fault.add_argument("kind", choices=FAULT_KINDS, metavar="KIND")
     fault.add_argument("--scope", choices=["all", "read", "write"], default="all",
                        help="the requests it hits (default all)")
     fault.add_argument("--count", type=count, metavar="N",
@@ -205,18 +239,18 @@ def _ctl_arguments(ctl) -> None:
 
 def _cmd_ctl(ctx) -> int:
     args = ctx.args
-    host, port = _address(args.control)
+    host, port = _address(args.control_address)
     control = EmulatorControl(f"{host}:{port}")
     action = args.ctl_action
     if action == "relay-log":
         return _show_list(ctx, control.relay_log(args.since), _relay_line)
     if action == "requests":
-        return _show_list(ctx, control.requests(args.device),
+        return _show_list(ctx, control.requests(args.target),
                           lambda r: f"{r['status']} {r['path']}")
     if action == "devices":
         return _show_devices(ctx, control.devices())
-    names = args.device if action != "power-cycle" else (
-        args.device or [d["name"] for d in control.devices()])
+    names = args.target if action != "power-cycle" else (
+        args.target or [d["name"] for d in control.devices()])
     described = [_act(control, action, args, name) for name in
                  ([names] if isinstance(names, str) else names)]
     return _show_devices(ctx, described)

@@ -38,7 +38,7 @@ EXIT_STATUSES = (
     (EXIT_DEVICE, "a device failed (unreachable, login rejected, not confirmed, an answer "
                   "that is not usable); for status: anything that needs a human, each "
                   "problem said with the command that fixes it"),
-    (EXIT_USAGE, "usage or configuration error (nothing was changed)"),
+    (EXIT_USAGE, "usage or configuration error"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
 

@@ -15,7 +15,7 @@ from ..client import DEFAULT_WAIT, BerofosClient, DeviceStatus, on_every_device,
 from ..configtxt import Settings
 from ..deadline import Deadline
 from ..errors import BerofosError, ConfigFileError, FormatError, InvalidValue, ProtocolError
-from ..health import DeviceHealth, ProblemKind, assess
+from ..health import DeviceHealth, assess
 from ..keys import KEYS, KEYS_BY_NAME, RELAY_LABELS, SCENARIO_LABELS, lookup, parse_relay_mode
 from ..runstate import DEFAULT_RUN_DIR, RunDirectory, UnsafeRunDirectory, promoted_instances
 from ..text import shown
@@ -26,13 +26,6 @@ from .output import device_record, json_text, paint, table_lines
 # The corosync-qdevice heuristic must end within its own timeout (5 s).
 CHECK_WAIT = 4.0
 STATE_DIR_ENV = "HA_RSCTMP"  # where resource-agents keeps the agent's run files
-_STATE_LABELS = {
-    ProblemKind.UNREACHABLE: "unreachable", ProblemKind.LOGIN_REJECTED: "login rejected",
-    ProblemKind.BAD_ANSWER: "bad answer", ProblemKind.ODD_ANSWER: "odd answer",
-    ProblemKind.RELAYS_SPLIT: "relays split", ProblemKind.WATCHDOG_FIRED: "watchdog fired",
-    ProblemKind.WATCHDOG_ENABLED: "watchdog on", ProblemKind.WATCHDOG_AT_POWER_ON: "wdogdef on",
-    ProblemKind.BYPASS_SCENARIO: "bypass scenario",
-}
 
 
 def register(commands) -> None:
@@ -123,10 +116,10 @@ def _watchdog_cell(health: DeviceHealth) -> str:
 
 
 def _state_cell(health: DeviceHealth) -> str:
-    if not health.problems:
-        return "ok"
-    more = len(health.problems) - 1
-    return _STATE_LABELS[health.problems[0].kind] + (f" +{more}" if more else "")
+    """ok, the kind of the one problem, or how many there are (each is said below)."""
+    if len(health.problems) > 1:
+        return f"{len(health.problems)} problems"
+    return health.problems[0].kind.value if health.problems else "ok"
 
 
 # -- show, get ------------------------------------------------------------------------------

@@ -17,9 +17,9 @@ import os
 from ..bnfosconf import DeviceEntry, read_bnfos_bytes, update_logins, write_bnfos_conf
 from ..client import DEFAULT_WAIT, BerofosClient, on_every_device, read_status
 from ..deadline import Deadline
-from ..errors import CredentialsRejected, InvalidValue
+from ..errors import BerofosError, CredentialsRejected, InvalidValue
 from ..keys import lookup
-from .context import EXIT_DEVICE, EXIT_OK, EXIT_USAGE, LOGIN_ENV, UsageError, add_command, positive
+from .context import EXIT_OK, EXIT_USAGE, LOGIN_ENV, UsageError, add_command, positive
 from .output import device_record
 
 _USER = "admin"
@@ -115,9 +115,10 @@ def _cmd_password(ctx) -> int:
         data = read_bnfos_bytes(path)[0]
     deadline = Deadline(ctx.args.wait)
     secrets = _Secrets(ctx)
-    devices = _with_working_logins(ctx, devices, secrets, deadline)
-    if devices is None:
-        return EXIT_DEVICE
+    usable = _with_working_logins(ctx, devices, secrets, deadline)
+    if isinstance(usable, dict):
+        return _nothing_changed(ctx, devices, usable)
+    devices = usable
     password = secrets.new()
     if data is not None:  # a dry run: the edited file must parse
         update_logins(data, [d.name for d in devices], _USER, password, path)
@@ -132,31 +133,35 @@ def _cmd_password(ctx) -> int:
 
 
 def _with_working_logins(ctx, devices: list[DeviceEntry], secrets: _Secrets,
-                         deadline: Deadline) -> list[DeviceEntry] | None:
+                         deadline: Deadline) -> list[DeviceEntry] | dict[str, str]:
     """The devices, each with a login it accepts (the current password asked where none
-    is given); None, with each reason said, when one cannot be used: nothing changed."""
+    is given); or, when one cannot be used, why, by device name: nothing changed."""
     statuses = read_status(ctx.clients(devices), deadline)
     locked = [s.device for s in statuses
               if isinstance(s.error, CredentialsRejected) and not s.device.has_login]
-    failed = [s for s in statuses if s.error is not None and s.device not in locked]
-    for status in failed:
-        ctx.warn(_refusal(ctx, status.device, status.error))
-    if failed:
-        ctx.warn("nothing changed")
-        return None
-    if not locked:
-        return devices
+    refusals = _refusals(ctx, [s for s in statuses if s.error and s.device not in locked],
+                         given_now=False)
+    if refusals or not locked:
+        return refusals or devices
     current = secrets.current(locked)
     unlocked = {d.name: _with_login(d, current) for d in locked}
-    devices = [unlocked.get(d.name, d) for d in devices]
-    rejected = [s for s in read_status(ctx.clients(list(unlocked.values())), deadline)
-                if s.error is not None]
-    for status in rejected:
-        ctx.warn(_refusal(ctx, status.device, status.error))
-    if rejected:
-        ctx.warn("nothing changed")
-        return None
-    return devices
+    statuses = read_status(ctx.clients(list(unlocked.values())), deadline)
+    refusals = _refusals(ctx, [s for s in statuses if s.error], given_now=True)
+    return refusals or [unlocked.get(d.name, d) for d in devices]
+
+
+def _refusals(ctx, failed: list, *, given_now: bool) -> dict[str, str]:
+    return {s.device.name: _refusal(ctx, s.device, s.error, given_now) for s in failed}
+
+
+def _nothing_changed(ctx, devices: list[DeviceEntry], refusals: dict[str, str]) -> int:
+    """A record per device when one cannot take the password: none was changed."""
+    names = ", ".join(refusals)
+    records = [device_record(d, BerofosError(
+        f"{refusals[d.name]}; nothing changed" if d.name in refusals else
+        f"{d.label}: nothing changed ({names} cannot take a new password)"), protected=False)
+        for d in devices]
+    return ctx.finish(records)
 
 
 def _with_login(device: DeviceEntry, password: str) -> DeviceEntry:
@@ -165,15 +170,16 @@ def _with_login(device: DeviceEntry, password: str) -> DeviceEntry:
     return entry
 
 
-def _refusal(ctx, device: DeviceEntry, error: Exception) -> str:
+def _refusal(ctx, device: DeviceEntry, error: Exception, given_now: bool) -> str:
     """Why a device cannot take a new password, and what to do about it."""
     if not isinstance(error, CredentialsRejected):
         return str(error)
+    if given_now:
+        return f"{device.label}: login rejected: that is not its current password"
     if "host" in ctx.given:
-        where = f"{LOGIN_ENV}"
-    else:
-        where = f"the login of [{device.name}] in {ctx.args.config}"
-    return f"{device.label}: login rejected: correct {where} (login = admin:<its password>)"
+        return f"{device.label}: login rejected: correct {LOGIN_ENV}=admin:<its password>"
+    return (f"{device.label}: login rejected: correct the login of [{device.name}] in "
+            f"{ctx.args.config} (login = admin:<its password>)")
 
 
 def _protect(ctx, devices: list[DeviceEntry], password: str, deadline: Deadline) -> list[dict]:

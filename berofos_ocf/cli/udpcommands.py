@@ -18,7 +18,13 @@ from ..bnfosconf import DeviceEntry, load_bnfos_conf, merge_devices, render_bnfo
 from ..bnfosconf import write_bnfos_conf
 from ..client import on_every_device
 from ..deadline import Deadline
-from ..errors import BerofosError, DeviceError, DeviceTimeout, InvalidValue
+from ..errors import (
+    BerofosError,
+    DeviceCommunicationError,
+    DeviceError,
+    DeviceTimeout,
+    InvalidValue,
+)
 from ..gbl4 import (
     MAX_IMAGE_SIZE,
     PHY_CONF_LABELS,
@@ -87,15 +93,17 @@ def _address(device: DeviceEntry) -> str:
 
 
 @contextlib.contextmanager
-def _udp_hint(target: str):
-    """A silent device asked by address may be elsewhere: say how to ask everyone."""
+def _udp_hint(target: _Target):
+    """Errors name the device as the file does; a silent device asked by address may be
+    elsewhere: say how to ask everyone."""
     try:
         yield
-    except DeviceTimeout as err:
-        if target == BROADCAST:
-            raise
-        raise DeviceTimeout(err.device, f"{err.detail} (not at that address any more, or in "
-                                        "flash mode? try --to 255.255.255.255)") from None
+    except DeviceCommunicationError as err:
+        detail = err.detail
+        if isinstance(err, DeviceTimeout) and target.address != BROADCAST:
+            detail += " (not at that address any more, or in flash mode? try --to " \
+                      f"{BROADCAST})"
+        raise type(err)(target.device.label, detail) from None
 
 
 # -- scan -----------------------------------------------------------------------------------
@@ -128,6 +136,9 @@ def _cmd_scan(ctx) -> int:
     targets = args.to or ([_address(d) for d in asked] if asked else [BROADCAST])
     known = _scan_file_devices(args.write) if args.write else None
     replies = ctx.udp().scan(targets, args.window)
+    macs = {d.mac.upper() for d in asked if d.mac}
+    if macs:  # a host serves several devices: keep those asked for
+        replies = [r for r in replies if format_mac(r.mac).upper() in macs]
     names = {d.mac.upper(): d.name for d in (known or asked or []) if d.mac}
     records = [_scan_record(reply, names) for reply in replies]
     records += _silent(asked, replies, args.window)
@@ -268,13 +279,13 @@ def _cmd_netconf(ctx) -> int:
     udp = ctx.udp()
     # What is not given stays as the device reports it, and so do the option
     # bits netconf also carries (password protection, IP ACL).
-    with _udp_hint(target.address):
+    with _udp_hint(target):
         current = udp.identify(target.mac, target.address)
     given = {name for name in ("ip", "netmask", "gateway") if getattr(args, name, None)}
     request = _netconf_request(args, current, target.mac)
     if given:
         _check_network(request.ip, request.netmask, request.gateway, given)
-    with _udp_hint(target.address):
+    with _udp_hint(target):
         udp.netconf(request, target.address)
     dhcp = bool(request.options & Options.DHCP)
     ctx.say(f"{target.device.name} ({format_mac(target.mac)}): address {request.ip} netmask "
@@ -336,7 +347,7 @@ def _cmd_flash(ctx) -> int:
     image = _read_image(path)
     target = _Target(ctx, ctx.one_device())
     udp = ctx.udp()
-    with _udp_hint(target.address):
+    with _udp_hint(target):
         reply = udp.identify(target.mac, target.address)
     label = target.device.label
     if reply.operational:
@@ -350,12 +361,12 @@ def _cmd_flash(ctx) -> int:
     progress = Progress(ctx.stderr, f"flashing {target.device.name}", "pages",
                         live=hasattr(ctx.stderr, "isatty") and ctx.stderr.isatty())
     try:
-        with _udp_hint(target.address):
-            udp.flash(target.mac, target.address, image, progress.update)
+        udp.flash(target.mac, target.address, image, progress.update)
     except KeyboardInterrupt:
         raise Interrupted(f"flashing interrupted: {stuck}") from None
     except BerofosError as err:
-        raise DeviceError(label, f"flashing failed ({err}): {stuck}") from None
+        detail = getattr(err, "detail", str(err))
+        raise DeviceError(label, f"flashing failed ({detail}): {stuck}") from None
     ctx.say(f"{target.device.name}: {pages} pages flashed; power-cycle the device to start "
             "the new firmware")
     return ctx.finish([device_record(target.device, pages=pages)])
@@ -375,7 +386,7 @@ def _each_device(ctx, action, field: str) -> int:
     targets = [_Target(ctx, device) for device in ctx.devices()]
 
     def run(target: _Target):
-        with _udp_hint(target.address):
+        with _udp_hint(target):
             return action(udp, target)
 
     records = [device_record(r.device, r.error, **{field: r.value})
@@ -431,7 +442,7 @@ def _cmd_reset(ctx) -> int:
         raise UsageError("reset erases the device's settings and firmware; "
                          "add --yes if that is what you want")
     target = _Target(ctx, ctx.one_device())
-    with _udp_hint(target.address):
+    with _udp_hint(target):
         ctx.udp().reset(target.mac, target.address)
     ctx.say(f"{target.device.name}: erased; flash a firmware before rebooting it")
     return ctx.finish([device_record(target.device, erased=True)])

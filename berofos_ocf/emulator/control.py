@@ -174,7 +174,10 @@ class EmulatorControl:
             detail = json.loads(err.read() or b"{}").get("error", err.reason)
             raise ControlError(f"emulator control: {detail}") from None
         except (urllib.error.URLError, OSError) as err:
-            raise ControlError(f"emulator control at {self.base} unreachable: {err}") from None
+            reason = getattr(err, "reason", err)
+            detail = getattr(reason, "strerror", None) or str(reason)
+            raise ControlError(f"emulator control at {self.base} unreachable: "
+                               f"{detail.lower()}") from None
 
     def _device(self, name: str) -> str:
         return "/devices/" + quote(name, safe="")
