@@ -9,7 +9,15 @@ import traceback
 import pytest
 
 from berofos_ocf.bnfosconf import DeviceEntry
-from berofos_ocf.client import READ_ATTEMPTS, BerofosClient, for_each_device, read_status
+from berofos_ocf.client import (
+    READ_ATTEMPTS,
+    BerofosClient,
+    DeviceResult,
+    DeviceStatus,
+    for_each_device,
+    on_every_device,
+    read_status,
+)
 from berofos_ocf.configtxt import Settings
 from berofos_ocf.deadline import Deadline
 from berofos_ocf.emulator import DeviceOptions, Emulator, Fault
@@ -338,3 +346,49 @@ def test_trickling_answer_ends_at_the_deadline():
         with pytest.raises(DeviceTimeout, match="still arriving"):
             client.read_settings(Deadline(1.0))
         assert time.monotonic() - started < 10  # bounded by the deadline, not by 100 x 0.2 s
+
+
+# -- issue 9: one typed group operation; retries by the error's own transient flag --------
+
+
+def test_on_every_device_gives_a_typed_result_per_device_in_order():
+    devices = [DeviceEntry(f"fos{i}", host="10.0.0.1") for i in range(3)]
+
+    def action(device):
+        if device.name == "fos1":
+            raise DeviceUnreachable(device.label, "connection refused")
+        if device.name == "fos2":
+            time.sleep(30)
+        return device.name.upper()
+
+    results = on_every_device(action, devices, Deadline(0.5), device=lambda d: d)
+    assert [type(r) for r in results] == [DeviceResult] * 3
+    assert (results[0].ok, results[0].value, results[0].error) == (True, "FOS0", None)
+    assert not results[1].ok and str(results[1].error) == "fos1 (10.0.0.1): connection refused"
+    assert isinstance(results[2].error, DeviceTimeout) and results[2].device is devices[2]
+
+
+def test_on_every_device_raises_a_bug_instead_of_reporting_it():
+    with pytest.raises(ZeroDivisionError):
+        on_every_device(lambda item: 1 / item, [1, 0], Deadline(5),
+                        device=lambda item: DeviceEntry(str(item), host="10.0.0.1"))
+
+
+def test_read_status_is_the_group_operation_of_reads(emulator):
+    (status,) = read_status([client_for(emulator)], Deadline(5))
+    assert isinstance(status, DeviceStatus) and isinstance(status, DeviceResult)
+    assert status.ok and status.reachable and status.settings is status.value
+
+
+@pytest.mark.parametrize("fault, details, retried", [
+    ("garbage", {}, False),          # a complete answer that is not HTTP: not transient
+    ("no-magic", {}, False),         # not a berofos: not transient
+    ("status", {"status": 503}, True),  # a 5xx: transient, asked again until the deadline
+])
+def test_switch_retries_only_what_the_error_calls_transient(emulator, fault, details,
+                                                             retried):
+    emulator.devices[0].add_fault(Fault(fault, **details))
+    with pytest.raises((ProtocolError, DeviceError)):
+        client_for(emulator).switch_relays(RELAY_A_D, Deadline(1.5))
+    asked = len(emulator.devices[0].requests)
+    assert asked > READ_ATTEMPTS if retried else asked == 1

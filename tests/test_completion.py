@@ -94,3 +94,9 @@ def test_make_install_puts_it_beside_the_man_pages(tmp_path):
         assert (root / expected).read_text() == bash_completion()
         subprocess.run(make + ["uninstall"], cwd=ROOT, check=True, capture_output=True)
         assert not (root / expected).exists()
+
+
+def test_emulator_completes_ctl_and_its_own_options(script):
+    assert complete(script, "berofos", "emulator", "c") == ["ctl"]
+    assert "--relay-delay" in complete(script, "berofos", "emulator", "--re")
+    assert "--json" in complete(script, "berofos", "status", "--j")

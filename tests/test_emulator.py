@@ -26,7 +26,13 @@ import requests
 from berofos_ocf.bnfosconf import DeviceEntry
 from berofos_ocf.client import BerofosClient
 from berofos_ocf.configtxt import MAGIC_KEY, parse_config_txt
-from berofos_ocf.emulator import DeviceOptions, Emulator, Fault, format_relay_entry
+from berofos_ocf.emulator import (
+    DeviceOptions,
+    Emulator,
+    Fault,
+    format_relay_entry,
+    option_switches,
+)
 from berofos_ocf.emulator.control import ControlError, EmulatorControl
 from berofos_ocf.errors import DeviceError, DeviceTimeout, DeviceUnreachable
 from berofos_ocf.gbl4 import NetconfRequest, parse_mac
@@ -717,3 +723,36 @@ def test_huge_number_in_a_request_is_a_bad_request(http_emulator):
     device = http_emulator.devices[0]
     assert write(device, "cmd=2&wintv=" + "9" * 5000).status_code == 400
     assert write(device, "cmd=" + "1" * 5000 + "&sz=0").status_code == 400
+
+
+# -- issue 9 --------------------------------------------------------------------------------
+
+
+def test_a_power_cycle_leaves_flash_mode():
+    with Emulator([(LOOPBACK, 0)], udp_port=None) as emulator:
+        device = emulator.devices[0]
+        device.set_flash_mode(True)
+        device.power_off()
+        device.power_on()
+        assert not device.flash_mode and device.describe()["flash_mode"] is False
+
+
+def test_the_emulator_switches_come_from_device_options():
+    switches = {s.flag: (s.name, s.default) for s in option_switches()}
+    assert switches["--open-reads"] == ("auth_reads", True)
+    assert switches["--relay-delay"] == ("relay_delay", 0.0)
+    assert set(vars(DeviceOptions())) == {name for name, _ in switches.values()}
+
+
+def test_emulator_process_takes_every_switch(emulator_process):
+    process = emulator_process(extra=[s.flag for s in option_switches()
+                                      if isinstance(s.default, bool)]
+                               + ["--relay-delay", "0.1"])
+    options = process.control.device("fos1")["options"]
+    assert options == {"checked_style": True, "legacy_group_reset": True, "auth_reads": False,
+                       "relay_delay": 0.1, "defaults_at_boot": False, "unknown_lines": True}
+
+
+def test_control_client_says_why_it_cannot_reach_the_emulator():
+    with pytest.raises(ControlError, match="unreachable: connection refused$"):
+        EmulatorControl("127.0.0.1:1", timeout=2).devices()

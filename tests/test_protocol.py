@@ -17,7 +17,9 @@ from berofos_ocf.configtxt import (
     parse_query,
     render_config_txt,
 )
+from berofos_ocf.bnfosconf import parse_device_names
 from berofos_ocf.errors import BerofosError, FormatError, InvalidValue
+from berofos_ocf.gbl4 import check_firmware_image
 from berofos_ocf.keys import (
     KEYS,
     KEYS_BY_NAME,
@@ -364,3 +366,54 @@ def test_huge_numbers_typed_by_people_are_our_error(digits):
 def test_huge_cmd_is_our_error(digits):
     with pytest.raises(FormatError):
         parse_query(f"cmd={digits}&mode=1")
+
+
+# -- issue 9 --------------------------------------------------------------------------------
+
+
+def test_wdog_reads_2_after_the_watchdog_fired_as_not_running():
+    settings = parse_config_txt(b"bnfos_confmap_magic=0.1\n4_mode=0\n6_wen=2\n6_wstate=2\n")
+    assert settings["wdog"] is False and settings["wdogstate"] == 2
+    assert settings.invalid() == {}
+
+
+@pytest.mark.parametrize("text, mode", [("master", RELAY_A_B), ("slave", RELAY_A_D),
+                                        ("B", RELAY_A_B), ("d", RELAY_A_D)])
+def test_mode_and_modedef_take_the_words_of_switch(text, mode):
+    assert lookup("mode").parse_user(text) == mode == lookup("modedef").parse_user(text)
+
+
+def test_mode_names_its_words_when_refusing():
+    with pytest.raises(InvalidValue, match="0/1 or A--D/A--B/master/slave"):
+        lookup("mode").parse_user("c")
+
+
+def test_missing_names_the_lines_an_answer_lacks():
+    body = (FIXTURES / "config-1.53.txt").read_bytes()
+    assert parse_config_txt(body).missing() == []
+    cut = parse_config_txt(body[:body.index(b"6_wen=")])
+    assert cut.missing() == ["wdog", "wdogdef", "wdogstate", "wdogitime", "wdogaudio",
+                             "wdogmail", "wdogrtime"]
+
+
+@pytest.mark.parametrize("text, names", [("fos1,fos2", ["fos1", "fos2"]),
+                                         ("fos1 fos2", ["fos1", "fos2"]),
+                                         (" fos1,\tfos2 ,, ", ["fos1", "fos2"]), ("", [])])
+def test_one_parser_for_device_lists(text, names):
+    assert parse_device_names(text) == names
+
+
+@pytest.mark.parametrize("image, message", [
+    (b"", "0 bytes"), (b"x" * (1024 * 1024 + 1), "1048577 bytes"),
+    (b"\x1f\x8b" + bytes(range(256)) * 8, "gzip"), (b"\x7fELF" + bytes(range(256)) * 8, "ELF"),
+    (b":100000000C9434000C943E000C943E000C943E00A6\n" * 60, "Intel HEX"),
+    ("Firmware für berofos, siehe Anleitung.\n".encode() * 60, "a text file"),
+    (b"\xff" * 4096, "blank"),
+])
+def test_firmware_images_are_checked(image, message):
+    with pytest.raises(InvalidValue, match=message):
+        check_firmware_image(image)
+
+
+def test_a_binary_image_passes():
+    check_firmware_image(bytes((i * 7 + 3) % 256 for i in range(4096)))

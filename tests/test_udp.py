@@ -521,3 +521,16 @@ def test_closed_port_is_a_timeout_not_a_crash():
         client(port).ping(OTHER_MAC, LOOPBACK)
     assert client(port).scan(LOOPBACK, window=WINDOW) == []
     assert time.monotonic() - started < 5
+
+
+# -- issue 9: one scan asks several addresses ---------------------------------------------
+
+
+def test_one_scan_asks_several_addresses():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Emulator([(LOOPBACK, 0), ("127.0.0.2", 0)], udp_port=port) as emulator:
+        replies = client(port).scan([LOOPBACK, "127.0.0.2"], window=0.3)
+        assert sorted(r.mac for r in replies) == sorted(d.mac for d in emulator.devices)
+        assert [r.ip for r in client(port).scan("127.0.0.2", window=0.3)] == ["127.0.0.2"]
