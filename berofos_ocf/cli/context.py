@@ -128,6 +128,11 @@ class _Common:
         self.help = help
         self.options = argparse_options
 
+    @property
+    def name(self) -> str:
+        """How messages call it: its long form (``--config``, ``--verbose``)."""
+        return next((flag for flag in self.flags if flag.startswith("--")), self.flags[0])
+
     def add(self, group, dest: str) -> None:
         options = dict(self.options)
         options.setdefault("action", Once)
@@ -191,17 +196,16 @@ def settle_common_options(args: argparse.Namespace) -> set[str]:
     """
     given = set()
     for option in _COMMON:
-        before = getattr(args, option.dest, None) if hasattr(args, option.dest) else None
-        after_dest = _AFTER + option.dest
-        after = getattr(args, after_dest) if hasattr(args, after_dest) else None
-        if hasattr(args, after_dest):
-            delattr(args, after_dest)
+        before = getattr(args, option.dest, None)
+        after = getattr(args, _AFTER + option.dest, None)
+        if hasattr(args, _AFTER + option.dest):
+            delattr(args, _AFTER + option.dest)
         if before is None and after is None:
             setattr(args, option.dest, option.default)
             continue
         given.add(option.dest)
         if option.dest not in args.uses:
-            raise UsageError(f"{option.flags[-1]} does not apply to '{args.command}'")
+            raise UsageError(f"{option.name} does not apply to '{args.command}'")
         setattr(args, option.dest, _merged(option, before, after))
     return given
 
@@ -213,7 +217,7 @@ def _merged(option: _Common, before, after):
         return before + after
     if option.options.get("action") == "store_true":
         return True
-    raise UsageError(f"{option.flags[-1]} given twice")
+    raise UsageError(f"{option.name} given twice")
 
 
 class Context:

@@ -10,7 +10,7 @@ flash mode, watchdog expiry, faults, values set by hand, the relay log.
 
 from __future__ import annotations
 
-__all__ = ["register"]
+__all__ = ["register", "ctl_actions", "ctl_summary"]
 
 import argparse
 import signal

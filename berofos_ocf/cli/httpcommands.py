@@ -20,7 +20,7 @@ from ..keys import KEYS, KEYS_BY_NAME, RELAY_LABELS, SCENARIO_LABELS, lookup, pa
 from ..runstate import DEFAULT_RUN_DIR, RunDirectory, UnsafeRunDirectory, promoted_instances
 from ..text import shown
 from . import cluster
-from .context import EXIT_OK, NotHolding, UsageError, add_command, positive
+from .context import EXIT_OK, OUTPUT_OPTIONS, NotHolding, UsageError, add_command, positive
 from .output import device_record, json_text, paint, table_lines
 
 # The corosync-qdevice heuristic must end within its own timeout (5 s).
@@ -379,7 +379,7 @@ def _check_problem(client: BerofosClient, status: DeviceStatus,
 # -- keys -----------------------------------------------------------------------------------
 
 def _keys(commands) -> None:
-    add_command(commands, "keys", _cmd_keys, uses={"json"}, help="list the keys of get/set")
+    add_command(commands, "keys", _cmd_keys, uses=OUTPUT_OPTIONS, help="list the keys of get/set")
 
 
 def _cmd_keys(ctx) -> int:
