@@ -163,20 +163,23 @@ class InstanceState:
 
     ``unusable_since`` is a ``time.monotonic()`` reading (system-wide on Linux,
     and the file does not outlive a boot); ``failed_reads`` counts the actions
-    in a row whose read of the devices failed.  (A plain class, not a
+    in a row whose read of the devices failed; ``attributes`` holds the node
+    attributes last written for people (name → value), so that they are
+    written only when they change.  (A plain class, not a
     dataclass: every action imports this module, and dataclasses costs more to
     import than the rest of the agent's stop.)
     """
 
     FIELDS = {"node": "", "own_mode": None, "config": "", "devices": list, "score": None,
               "failed_reads": 0, "unusable_since": None, "problem": "",
-              "promoted_with_peer": None, "yielded_to": None, "yielded_since": None}
+              "promoted_with_peer": None, "yielded_to": None, "yielded_since": None,
+              "attributes": dict}
     __slots__ = tuple(FIELDS)
 
     def __init__(self, **values) -> None:
         for name, default in self.FIELDS.items():
             value = values.pop(name, default)
-            setattr(self, name, value() if value is list else value)
+            setattr(self, name, value() if value in (list, dict) else value)
         if values:
             raise TypeError(f"unknown fields {sorted(values)}")
 

@@ -254,13 +254,30 @@ class Agent:
             return []
         return self.crm_log.read_text().splitlines()
 
+    def score_calls(self) -> list[str]:
+        return [call for call in self.crm_calls() if "--promotion" in call]
+
     def last_score(self) -> str | None:
         """``--update=N`` → "N" (withheld: "-INFINITY"), ``--delete`` → None, none → KeyError."""
-        calls = self.crm_calls()
+        calls = self.score_calls()
         if not calls:
             raise KeyError("crm_attribute was never called")
         updates = [arg for arg in calls[-1].split() if arg.startswith("--update=")]
         return updates[0].split("=", 1)[1] if updates else None
+
+    def attribute_calls(self) -> list[str]:
+        return [call for call in self.crm_calls() if "--promotion" not in call]
+
+    def attributes(self) -> dict[str, str]:
+        """The node attributes for people as the recorded calls left them."""
+        values: dict[str, str] = {}
+        for call in self.attribute_calls():
+            name = call.split("--name ", 1)[1].split(" ", 1)[0]
+            if " --update=" in call:
+                values[name] = call.split(" --update=", 1)[1]
+            else:
+                values.pop(name, None)
+        return values
 
     def log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""

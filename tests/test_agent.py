@@ -355,8 +355,8 @@ def test_start_scores(lab):
     lab.node2.run("start")
     assert lab.node1.last_score() == "110"  # relays already at port B
     assert lab.node2.last_score() == "100"
-    call = lab.node1.crm_calls()[-1]
-    assert call == "--promotion=isdn --node node1 --lifetime reboot --update=110"
+    call = lab.node1.score_calls()[-1]
+    assert call == "--node node1 --lifetime reboot --promotion=isdn --update=110"
 
 
 def test_promote_moves_every_device_logs_and_confirms(lab):
@@ -564,13 +564,13 @@ def test_failing_crm_attribute_never_fails_an_action(lab):
     for action, expected in (("start", 0), ("monitor", 0), ("promote", 0), ("monitor", 8),
                              ("stop", 0)):
         assert lab.node2.run(action, FAKE_CRM_STATUS=1).rc == expected
-    assert ("could not set the promotion score of node2 (crm_attribute --update=100): "
-            "exit status 1") in lab.node2.log()
+    assert ("could not set the promotion score of node2 (crm_attribute --promotion=isdn "
+            "--update=100): exit status 1") in lab.node2.log()
 
 
 def test_node_name_falls_back_to_crm_node_then_uname(lab):
     run = lab.node2.run("start", OCF_RESKEY_CRM_meta_on_node=None, FAKE_NODE_NAME="node2")
-    assert run.rc == 0 and "--node node2" in lab.node2.crm_calls()[-1]
+    assert run.rc == 0 and "--node node2" in lab.node2.score_calls()[-1]
     name = os.uname().nodename
     run = lab.node2.run("validate-all", OCF_RESKEY_CRM_meta_on_node=None,
                         OCF_RESKEY_port_d=name)
@@ -912,3 +912,58 @@ def test_split_guard_an_unreadable_device_does_not_end_the_yield(lab):
     lab.node1.run("monitor", interval=11000, FAKE_PARTITION="node1")
     assert lab.node1.state()["yielded_to"] == "node2"
     assert lab.node1.last_score() == "-INFINITY"
+
+
+# -- what people read in crm_mon -A ------------------------------------------------------------
+
+def test_node_attributes_say_where_the_lines_are_and_change_only_when_they_change(lab):
+    node1, node2 = lab.node1, lab.node2
+    node1.run("start")
+    node2.run("start")
+    assert node1.attributes() == {"isdn-lines": "here", "isdn-health": "ok"}
+    assert node2.attributes() == {"isdn-lines": "node1", "isdn-health": "ok"}
+    calls = len(node1.attribute_calls())
+    for _ in range(3):
+        node1.run("monitor", interval=11000)
+    assert len(node1.attribute_calls()) == calls  # no churn
+    assert node2.run("promote").rc == 0
+    node1.run("monitor", interval=11000)
+    node2.run("monitor")
+    assert node1.attributes()["isdn-lines"] == "node2"
+    assert node2.attributes()["isdn-lines"] == "here"
+    lab.emulator.control.set_values("fos2", mode=1)
+    node2.run("monitor")
+    assert node2.attributes()["isdn-lines"] == "split"
+    assert node2.attributes()["isdn-health"].startswith("fos2 (127.0.0.1:")
+    lab.emulator.control.power("fos1", "off")
+    node1.run("monitor", interval=11000)
+    assert node1.attributes()["isdn-lines"] == "unknown"
+    assert node1.attributes()["isdn-health"].startswith("fos1 (127.0.0.1:")
+    assert node1.run("stop").rc == 0
+    assert node1.attributes() == {}
+
+
+def test_node_attributes_are_bounded_and_printable(lab):
+    lab.node1.run("start")
+    lab.emulator.control.fault("fos1", "status", status=500)
+    lab.node1.run("monitor", interval=11000)
+    health = lab.node1.attributes()["isdn-health"]
+    assert health.isprintable() and len(health) <= 80 + len("... (NNN characters)")
+
+
+def test_no_node_attributes_outside_a_promotable_clone(lab):
+    env = {"OCF_RESKEY_CRM_meta_promoted_max": None, "OCF_RESKEY_CRM_meta_master_max": None}
+    lab.node1.run("start", **env)
+    lab.node1.run("monitor", **env)
+    assert lab.node1.attribute_calls() == []
+
+
+def test_reload_agent_checks_the_new_parameters_and_restarts_nothing(lab):
+    lab.node1.run("start")
+    assert lab.node1.run("promote").rc == 0
+    run = lab.node1.run("reload-agent", OCF_RESKEY_http_timeout=7)
+    assert run.rc == OCFStatus.SUCCESS and "reloaded: http_timeout=7" in lab.node1.log()
+    assert lab.node1.role() == "promoted"
+    bad = lab.node1.run("reload-agent", OCF_RESKEY_http_timeout="soon")
+    assert bad.rc == OCFStatus.ERR_CONFIGURED
+    assert lab.emulator.relay_log() == []

@@ -45,9 +45,25 @@ def test_metadata_validates_against_ra_api_dtd():
     assert result.returncode == 0, result.stderr
 
 
+def without_ocf_1_1(text: str) -> str:
+    """The meta-data without what resource-agents 4.12's schema predates (OCF 1.1's
+    reloadable parameters and reload-agent action)."""
+    text = text.replace(' reloadable="1"', "")
+    return "\n".join(line for line in text.splitlines() if "reload-agent" not in line)
+
+
 def test_metadata_validates_against_metadata_rng():
-    result = xmllint("--relaxng", str(RA_SCHEMAS / "metadata.rng"), stdin=agent_metadata())
+    metadata = agent_metadata()
+    assert ' reloadable="1"' in metadata and '<action name="reload-agent"' in metadata
+    result = xmllint("--relaxng", str(RA_SCHEMAS / "metadata.rng"),
+                     stdin=without_ocf_1_1(metadata))
     assert result.returncode == 0, result.stderr
+
+
+def test_only_http_timeout_is_reloadable():
+    metadata = agent_metadata()
+    assert metadata.count('reloadable="1"') == 1
+    assert '<parameter name="http_timeout" unique="0" required="0" reloadable="1">' in metadata
 
 
 @pytest.mark.skipif(not PCS_SCHEMA.exists(), reason="pcs is not installed")

@@ -102,7 +102,7 @@ class TwoNodes(RuleBasedStateMachine):
         log = AgentLog(logger, reasons.append)
 
         def runner(argv: list[str], timeout: float):
-            if argv[0] == "crm_attribute":
+            if argv[0] == "crm_attribute" and any(a.startswith("--promotion") for a in argv):
                 updates = [arg for arg in argv if arg.startswith("--update=")]
                 self.scores[node] = updates[0].split("=", 1)[1] if updates else None
             return 0, "", ""

@@ -224,7 +224,7 @@ def test_installed_package_runs(installed):
     version = subprocess.run(["/usr/bin/berofos", "--version"], capture_output=True, text=True)
     assert version.stdout == f"berofos {__version__}\n"
     # compiled at install time by dh_python3's postinst, not shipped
-    assert list(Path(PRIVATE_DIR, "berofos_ocf", "__pycache__").glob("cli.*.pyc"))
+    assert list(Path(PRIVATE_DIR, "berofos_ocf", "cli", "__pycache__").glob("__init__.*.pyc"))
 
 
 def test_purge_leaves_nothing_behind(installed):

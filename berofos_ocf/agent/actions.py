@@ -40,7 +40,7 @@ from ..runstate import PROMOTED, UNPROMOTED, InstanceState, RoleMarker, StateFil
 from .codes import OCFStatus
 from .environment import AgentEnvironment
 from .ocflog import AgentLog, open_log
-from .state import WITHHELD, PromotionScore, run_command
+from .state import WITHHELD, NodeAttributes, PromotionScore, run_command
 from .table import PARAMETERS, PROMOTION_SCORE, RELAY_BONUS
 
 # A promoted instance that loses sight of a device keeps this score instead of
@@ -51,8 +51,8 @@ DEGRADED_PROMOTED_SCORE = 1
 # Two failed reads this far apart (two monitors at the README's intervals) make
 # a lost device; one glitch, or two failed reads of one burst, do not.
 CONFIRM_SECONDS = 5.0
-_USAGE = ("usage: berofos {start|stop|monitor|promote|demote|notify|validate-all|meta-data|"
-          "usage}\nOCF resource agent for beroNet berofos failover switches; see "
+_USAGE = ("usage: berofos {start|stop|monitor|promote|demote|reload-agent|validate-all|"
+          "meta-data|usage}\nOCF resource agent for beroNet berofos failover switches; see "
           "ocf_berofos_berofos(7).\n")
 
 
@@ -152,6 +152,7 @@ class BerofosAgent:
         self.state_file = StateFile(env.rsc_tmp, env.instance)
         self._node: str | None = None
         self._score: PromotionScore | None = None
+        self._attributes: NodeAttributes | None = None
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class BerofosAgent:
         handlers = {
             "start": self.start, "stop": self.stop, "monitor": self.monitor,
             "promote": self.promote, "demote": self.demote, "notify": self.notify,
-            "validate-all": self.validate_all,
+            "validate-all": self.validate_all, "reload-agent": self.reload_agent,
         }
         action = self.env.action
         if action in ("usage", "help"):
@@ -194,14 +195,21 @@ class BerofosAgent:
                 self._node = out.strip() if status == 0 and out.strip() else self._hostname()
         return self._node
 
+    def _node_attribute(self, kind):
+        return kind(self.env.instance, self.node_name(), enabled=self.env.promotable,
+                    log=self.log, runner=self._runner, timeout=lambda: self.deadline.bound(5.0))
+
     @property
     def score(self) -> PromotionScore:
         if self._score is None:
-            self._score = PromotionScore(self.env.instance, self.node_name(),
-                                         enabled=self.env.promotable, log=self.log,
-                                         runner=self._runner,
-                                         timeout=lambda: self.deadline.bound(5.0))
+            self._score = self._node_attribute(PromotionScore)
         return self._score
+
+    @property
+    def attributes(self) -> NodeAttributes:
+        if self._attributes is None:
+            self._attributes = self._node_attribute(NodeAttributes)
+        return self._attributes
 
     def _parameters(self) -> dict[str, object]:
         """Every parameter of the table, checked against it (ERR_CONFIGURED if wrong)."""
@@ -431,6 +439,7 @@ class BerofosAgent:
                                  "score until it answers")
         self._release_yield(setup, health, state)
         self.refresh_score(setup, health, role, state)
+        self._publish(setup, health, role, state)
         self._save_state(state)
         return OCFStatus.SUCCESS
 
@@ -441,15 +450,16 @@ class BerofosAgent:
             self.marker.remove()
         except OSError as err:
             self.log.warning(f"could not remove {self.marker.path}: {err.strerror}")
-        self._forget_health()
+        state = self.state_file.read()
+        self.attributes.remove(state.attributes)
+        self._forget_health(state)
         if self.env.promotable:
             self.score.delete()
         return OCFStatus.SUCCESS
 
-    def _forget_health(self) -> None:
+    def _forget_health(self, state: InstanceState) -> None:
         """A stopped instance has no score and no streak; a yield outlives the restart."""
         try:
-            state = self.state_file.read()
             if state.yielded_to:
                 self.state_file.write(InstanceState(yielded_to=state.yielded_to,
                                                     yielded_since=state.yielded_since))
@@ -542,8 +552,32 @@ class BerofosAgent:
         self._check_split(setup, health, role, state)
         self._note_peer(setup, role, state)
         self.refresh_score(setup, health, role, state)
+        self._publish(setup, health, role, state)
         self._save_state(state)
         return self._verdict(setup, health, role, state)
+
+    # -- what people read in crm_mon -A ------------------------------------------------
+
+    def _lines_value(self, setup: _Setup, health: list[_Health]) -> str:
+        modes = {h.mode for h in health}
+        if any(h.problem for h in health) or not modes:
+            return "unknown"
+        if len(modes) > 1:
+            return "split"
+        (mode,) = modes
+        return "here" if mode == setup.own_mode else setup.owner(mode)
+
+    def _publish(self, setup: _Setup, health: list[_Health], role: str,
+                 state: InstanceState) -> None:
+        from ..text import shown
+
+        problems = [f"{h.device.label}: relays at {self._position(setup, h.mode)}"
+                    for h in health if role == PROMOTED and h.mode is not None
+                    and h.mode != setup.own_mode]
+        problems += self._risks(setup, health, role, state)
+        values = {"lines": self._lines_value(setup, health),
+                  "health": shown(problems[0], 80) if problems else "ok"}
+        state.attributes = self.attributes.publish(values, state.attributes)
 
     def _verdict(self, setup: _Setup, health: list[_Health], role: str,
                  state: InstanceState) -> OCFStatus:
@@ -573,6 +607,16 @@ class BerofosAgent:
                          "(split without fencing or arbiter); 'pcs resource cleanup' if it "
                          "is known to be down")
         return risks
+
+    def reload_agent(self) -> OCFStatus:
+        """OCF 1.1: a reloadable parameter changed.  Every action reads its
+        parameters afresh, so there is nothing to reload: check the new ones."""
+        setup = self.setup()
+        self._check_clone_shape()
+        if self.marker.read() is not None:
+            self._save_state(self._load_state(setup))
+        self.log.info(f"reloaded: http_timeout={setup.http_timeout}")
+        return OCFStatus.SUCCESS
 
     def validate_all(self) -> OCFStatus:
         if self.log.missing:

@@ -9,7 +9,7 @@ The files it keeps on the node (role marker, instance state) are in
 
 from __future__ import annotations
 
-__all__ = ["PromotionScore", "run_command", "WITHHELD"]
+__all__ = ["PromotionScore", "NodeAttributes", "run_command", "WITHHELD"]
 
 # Pacemaker's -INFINITY: this node must not be promoted, whatever location
 # rules prefer it.
@@ -32,12 +32,35 @@ def run_command(argv: list[str], timeout: float) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr.strip()
 
 
-class PromotionScore:
-    """This node's promotion score for the clone, through ``crm_attribute``.
+class _NodeAttribute:
+    """Something this instance writes in the cluster with ``crm_attribute`` about its node.
 
     ``enabled`` is False outside a promotable clone: then nothing is run.
     ``runner(argv, timeout)`` returns (status, stdout, stderr), see :func:`run_command`;
-    ``timeout()`` gives the seconds each call may take.
+    ``timeout()`` gives the seconds each call may take.  A failure is logged,
+    never raised: it must not fail an action.
+    """
+
+    def __init__(self, node: str, *, enabled: bool, log, runner=run_command,
+                 timeout=lambda: 5.0) -> None:
+        self.node = node
+        self.enabled = enabled
+        self._log = log
+        self._runner = runner
+        self._timeout = timeout
+
+    def _call(self, what: str, arguments: list[str]) -> bool:
+        argv = ["crm_attribute", "--node", self.node, "--lifetime", "reboot", *arguments]
+        status, _, error = self._runner(argv, self._timeout())
+        if status != 0:
+            self._log.warning(f"could not {what} of {self.node} "
+                              f"(crm_attribute {' '.join(arguments)}): "
+                              f"{error or f'exit status {status}'}")
+        return status == 0
+
+
+class PromotionScore(_NodeAttribute):
+    """This node's promotion score for the clone, through ``crm_attribute --promotion``.
 
     Withholding sets ``-INFINITY`` rather than deleting: a node without a score
     still gets role=Promoted location scores added to a base of -1, so a
@@ -45,25 +68,14 @@ class PromotionScore:
     Only stop deletes the score.
     """
 
-    def __init__(self, instance: str, node: str, *, enabled: bool, log, runner=run_command,
-                 timeout=lambda: 5.0) -> None:
+    def __init__(self, instance: str, node: str, **options) -> None:
+        super().__init__(node, **options)
         self.instance = instance
-        self.node = node
-        self.enabled = enabled
-        self._log = log
-        self._runner = runner
-        self._timeout = timeout
 
     def _run(self, what: str, *arguments: str) -> None:
-        if not self.enabled:
-            return
-        argv = ["crm_attribute", f"--promotion={self.instance}", "--node", self.node,
-                "--lifetime", "reboot", *arguments]
-        status, _, error = self._runner(argv, self._timeout())
-        if status != 0:
-            self._log.warning(f"could not {what} the promotion score of {self.node} "
-                              f"(crm_attribute {' '.join(arguments)}): "
-                              f"{error or f'exit status {status}'}")
+        if self.enabled:
+            self._call(f"{what} the promotion score",
+                       [f"--promotion={self.instance}", *arguments])
 
     def set(self, score: int) -> None:
         """Set the score; :data:`WITHHELD` (or lower) is written as ``-INFINITY``."""
@@ -83,3 +95,34 @@ class PromotionScore:
         """No score at all: the instance is stopped."""
         self._log.debug(f"promotion score of {self.node}: deleted")
         self._run("delete", "--delete")
+
+
+class NodeAttributes(_NodeAttribute):
+    """What this node's view says, as transient node attributes people read in ``crm_mon -A``.
+
+    ``INSTANCE-lines``: where the lines are (``here``, the other node's name,
+    ``split`` or ``unknown``); ``INSTANCE-health``: ``ok`` or a short problem.
+    No leading ``#`` (crm_mon hides those).  Each is written only when its value
+    changes (``known`` holds what was last written), and removed at stop.
+    """
+
+    def __init__(self, instance: str, node: str, **options) -> None:
+        super().__init__(node, **options)
+        self.names = {"lines": f"{instance}-lines", "health": f"{instance}-health"}
+
+    def publish(self, values: dict[str, str], known: dict[str, str]) -> dict[str, str]:
+        """Write the values (by key: lines, health) that differ from ``known``; what is known now."""
+        if not self.enabled:
+            return known
+        written = dict(known)
+        for key, value in values.items():
+            name = self.names[key]
+            if known.get(name) != value and self._call(f"update node attribute {name}",
+                                                       ["--name", name, f"--update={value}"]):
+                written[name] = value
+        return written
+
+    def remove(self, known: dict[str, str]) -> None:
+        if self.enabled:
+            for name in known:
+                self._call(f"remove node attribute {name}", ["--name", name, "--delete"])

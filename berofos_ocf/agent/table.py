@@ -34,16 +34,20 @@ class Parameter:
     """One OCF parameter: ``type`` is ``string``, ``integer`` or ``boolean``."""
 
     __slots__ = ("name", "type", "default", "required", "unique", "shortdesc", "longdesc",
-                 "minimum", "maximum")
+                 "minimum", "maximum", "reloadable")
 
     def __init__(self, name: str, type: str, shortdesc: str, longdesc: str, *,
                  default: str | None = None, required: bool = False, unique: bool = False,
-                 minimum: int | None = None, maximum: int | None = None) -> None:
+                 minimum: int | None = None, maximum: int | None = None,
+                 reloadable: bool = False) -> None:
         self.name = name
         self.type = type
         self.default = default
         self.required = required
         self.unique = unique
+        # OCF 1.1: a change needs a reload-agent, not a restart (every action is
+        # a new process that reads its parameters afresh)
+        self.reloadable = reloadable
         self.shortdesc = shortdesc
         self.longdesc = longdesc
         self.minimum = minimum
@@ -142,8 +146,9 @@ PARAMETERS: tuple[Parameter, ...] = (
         "http_timeout", "integer", "Timeout of one HTTP request (seconds)",
         "Seconds allowed for each HTTP request to a device. Every request is also bounded "
         "by what is left of the action's own timeout, so an action always ends before "
-        "Pacemaker would kill it; promote retries within that time.",
-        default="3", minimum=1, maximum=60),
+        "Pacemaker would kill it; promote retries within that time. Changing it reloads "
+        "the resource, it does not restart it.",
+        default="3", minimum=1, maximum=60, reloadable=True),
 )
 
 PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
@@ -153,6 +158,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("stop", 20),
     Action("promote", 30),
     Action("demote", 10),
+    Action("reload-agent", 20),
     Action("monitor", 20, interval=10, role="Promoted", depth=0),
     Action("monitor", 20, interval=11, role="Unpromoted", depth=0),
     Action("validate-all", 20),
