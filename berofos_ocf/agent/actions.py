@@ -104,36 +104,6 @@ class _Setup:
         return RELAY_A_D if self.own_mode == RELAY_A_B else RELAY_A_B
 
 
-class _Health:
-    """One device as seen from this node by one read.
-
-    ``problem``: why it cannot be used from here (None: it can); ``watchdog``:
-    what its hardware watchdog puts at risk (None: nothing); ``modedef``: where
-    its relays go at power-on (None: not readable).
-    """
-
-    __slots__ = ("device", "mode", "modedef", "problem", "watchdog")
-
-    def __init__(self, device, mode=None, problem=None, watchdog=None, modedef=None) -> None:
-        self.device = device
-        self.mode = mode
-        self.modedef = modedef
-        self.problem = problem
-        self.watchdog = watchdog
-
-
-def _watchdog_risk(values: dict) -> str | None:
-    if values.get("wdogstate") == 2:
-        return "hardware watchdog fired (relays dropped to A--D)"
-    if values.get("wdog") or values.get("wdogstate") == 1:
-        return "hardware watchdog enabled, relays will fall to A--D"
-    return None
-
-
-def _device_names(text: str) -> list[str]:
-    return [name for name in text.replace(",", " ").split() if name]
-
-
 class BerofosAgent:
     """One action of one instance."""
 
@@ -245,7 +215,7 @@ class BerofosAgent:
 
     def setup(self) -> _Setup:
         """Validate parameters, this node and the device file (design.md's fault table)."""
-        from ..bnfosconf import load_bnfos_conf
+        from ..bnfosconf import load_bnfos_conf, parse_device_names
         from ..errors import ConfigFileError
 
         values = self._parameters()
@@ -263,7 +233,7 @@ class BerofosAgent:
                                f"({port_b}) nor port_d ({port_d})")
         try:
             conf = load_bnfos_conf(values["config"])
-            devices = conf.select(_device_names(values["devices"]))
+            devices = conf.select(parse_device_names(values["devices"]))
         except ConfigFileError as err:
             # The file is per node: a broken one bans this node (2), it must not
             # stop the clone on the node that holds the lines (6).
@@ -303,35 +273,23 @@ class BerofosAgent:
         return [BerofosClient(device, timeout=setup.http_timeout, clock=self._clock,
                               sleep=self._sleep) for device in setup.devices]
 
-    def read_devices(self, setup: _Setup) -> list[_Health]:
-        """Read every device once (the client retries a glitch), in parallel, within budget."""
-        from ..client import read_status
-        from ..errors import BerofosError
+    def read_devices(self, setup: _Setup) -> list:
+        """Every device read once (the client retries a glitch), in parallel, within
+        the budget, and judged by :mod:`berofos_ocf.health` as the ``berofos``
+        command judges it: a list of :class:`~berofos_ocf.health.DeviceHealth`."""
+        from ..health import FixCommands, read_health
 
-        clients = self._clients(setup)
-        health = []
-        for client, status in zip(clients, read_status(clients, self.device_deadline)):
-            if status.error is not None:
-                health.append(_Health(client.device, problem=str(status.error)))
-                continue
-            try:
-                mode = client.relay_mode(status.settings)
-            except BerofosError as err:
-                health.append(_Health(client.device, problem=str(err)))
-                continue
-            values = status.settings.values()
-            health.append(_Health(client.device, mode=mode, modedef=values.get("modedef"),
-                                  watchdog=_watchdog_risk(values)))
-        return health
+        fixes = FixCommands(setup.conf.path, names=[device.name for device in setup.devices])
+        return read_health(self._clients(setup), self.device_deadline, fixes)
 
-    def refresh_score(self, setup: _Setup, health: list[_Health], role: str | None,
+    def refresh_score(self, setup: _Setup, health: list, role: str | None,
                       state: InstanceState) -> None:
         """Set this node's score from one read, with hysteresis on the way down."""
-        problems = [h.problem for h in health if h.problem]
+        problems = [h.unusable_reason for h in health if not h.usable]
         now = self._clock()
         if not problems:
             state.failed_reads, state.unusable_since, state.problem = 0, None, ""
-            here = all(h.mode == setup.own_mode for h in health)
+            here = all(h.relay_mode == setup.own_mode for h in health)
             score = PROMOTION_SCORE + (RELAY_BONUS if here else 0)
         else:
             state.failed_reads += 1
@@ -362,10 +320,10 @@ class BerofosAgent:
         status, out, _ = self._runner(["crm_node", "-p"], self.deadline.bound(5.0))
         return [name.lower() for name in out.split()] if status == 0 and out.strip() else None
 
-    def _taken_by_peer(self, setup: _Setup, health: list[_Health]) -> bool:
+    def _taken_by_peer(self, setup: _Setup, health: list) -> bool:
         """Every device's relays and power-on mode point at the peer: its promote did that."""
-        return bool(health) and all(h.mode == setup.peer_mode and h.modedef == setup.peer_mode
-                                    for h in health)
+        return bool(health) and all(h.relay_mode == setup.peer_mode
+                                    and h.power_on_mode == setup.peer_mode for h in health)
 
     def _note_peer(self, setup: _Setup, role: str, state: InstanceState) -> None:
         """Has the peer been in this partition since this instance was promoted?
@@ -379,7 +337,7 @@ class BerofosAgent:
         if partition is not None and setup.peer.lower() in partition:
             state.promoted_with_peer = True
 
-    def _check_split(self, setup: _Setup, health: list[_Health], role: str,
+    def _check_split(self, setup: _Setup, health: list, role: str,
                      state: InstanceState) -> None:
         """Record a yield to a peer that took the lines from outside this partition.
 
@@ -399,16 +357,16 @@ class BerofosAgent:
                          f"{setup.peer} is outside this partition (split without fencing or "
                          "arbiter): not taking them back while it is out of sight")
 
-    def _release_yield(self, setup: _Setup, health: list[_Health],
+    def _release_yield(self, setup: _Setup, health: list,
                        state: InstanceState) -> None:
         """End a yield when the peer is back in sight, or the lines left it."""
         if not state.yielded_to:
             return
-        readable = [h for h in health if h.problem is None]  # unread devices prove nothing
+        readable = [h for h in health if h.usable]  # unread devices prove nothing
         reason = None
         if self.env.is_probe:
             reason = "a probe (cleanup) asked for a fresh look"
-        elif readable and not any(h.mode == setup.peer_mode for h in readable):
+        elif readable and not any(h.relay_mode == setup.peer_mode for h in readable):
             reason = "the lines are no longer at the peer"
         else:
             partition = self._partition()
@@ -434,9 +392,9 @@ class BerofosAgent:
         self._warn_about_quorum()
         health = self.read_devices(setup)
         for item in health:
-            if item.problem:
-                self.log.warning(f"started without control of {item.problem}: no promotion "
-                                 "score until it answers")
+            if not item.usable:
+                self.log.warning(f"started without control of {item.unusable_reason}: no "
+                                 "promotion score until it answers")
         self._release_yield(setup, health, state)
         self.refresh_score(setup, health, role, state)
         self._publish(setup, health, role, state)
@@ -558,50 +516,53 @@ class BerofosAgent:
 
     # -- what people read in crm_mon -A ------------------------------------------------
 
-    def _lines_value(self, setup: _Setup, health: list[_Health]) -> str:
-        modes = {h.mode for h in health}
-        if any(h.problem for h in health) or not modes:
+    def _lines_value(self, setup: _Setup, health: list) -> str:
+        modes = {h.relay_mode for h in health}
+        if not all(h.usable for h in health) or not modes:
             return "unknown"
         if len(modes) > 1:
             return "split"
         (mode,) = modes
         return "here" if mode == setup.own_mode else setup.owner(mode)
 
-    def _publish(self, setup: _Setup, health: list[_Health], role: str,
+    def _publish(self, setup: _Setup, health: list, role: str,
                  state: InstanceState) -> None:
         from ..text import shown
 
-        problems = [f"{h.device.label}: relays at {self._position(setup, h.mode)}"
-                    for h in health if role == PROMOTED and h.mode is not None
-                    and h.mode != setup.own_mode]
+        problems = [f"{h.device.label}: relays at {self._position(setup, h.relay_mode)}"
+                    for h in health if role == PROMOTED and h.relay_mode is not None
+                    and h.relay_mode != setup.own_mode]
         problems += self._risks(setup, health, role, state)
         values = {"lines": self._lines_value(setup, health),
                   "health": shown(problems[0], 80) if problems else "ok"}
         state.attributes = self.attributes.publish(values, state.attributes)
 
-    def _verdict(self, setup: _Setup, health: list[_Health], role: str,
+    def _verdict(self, setup: _Setup, health: list, role: str,
                  state: InstanceState) -> OCFStatus:
-        elsewhere = [h for h in health if h.mode is not None and h.mode != setup.own_mode]
+        elsewhere = [h for h in health
+                     if h.relay_mode is not None and h.relay_mode != setup.own_mode]
         if role == PROMOTED and elsewhere:
             first = elsewhere[0]
             raise AgentFailure(OCFStatus.FAILED_PROMOTED,
-                               f"{first.device.label} relays at {self._position(setup, first.mode)}"
-                               f", expected {self._position(setup, setup.own_mode)}")
+                               f"{first.device.label} relays at "
+                               f"{self._position(setup, first.relay_mode)}, expected "
+                               f"{self._position(setup, setup.own_mode)}")
         risks = self._risks(setup, health, role, state)
         if risks:
             self.log.degraded("; ".join(risks))
             return (OCFStatus.DEGRADED_PROMOTED if role == PROMOTED else OCFStatus.DEGRADED)
         return OCFStatus.RUNNING_PROMOTED if role == PROMOTED else OCFStatus.SUCCESS
 
-    def _risks(self, setup: _Setup, health: list[_Health], role: str,
+    def _risks(self, setup: _Setup, health: list, role: str,
                state: InstanceState) -> list[str]:
-        risks = [h.problem for h in health if h.problem]
-        risks += [f"{h.device.label}: {h.watchdog}" for h in health if h.watchdog]
+        """Everything that makes the monitor report degraded, in words."""
+        risks = [h.unusable_reason for h in health if not h.usable]
+        risks += [h.message(problem) for h in health if h.usable for problem in h.problems]
         if role == PROMOTED:
-            risks += [f"{h.device.label}: power-on relays at {self._position(setup, h.modedef)}: "
-                      "a reboot would move the lines" for h in health
-                      if h.problem is None and h.modedef is not None
-                      and h.modedef != setup.own_mode]
+            risks += [f"{h.device.label}: power-on relays at "
+                      f"{self._position(setup, h.power_on_mode)}: a reboot would move the lines"
+                      for h in health if h.usable and h.power_on_mode is not None
+                      and h.power_on_mode != setup.own_mode]
         if state.yielded_to:
             risks.append(f"lines left to {state.yielded_to}, which is outside this partition "
                          "(split without fencing or arbiter); 'pcs resource cleanup' if it "
@@ -641,18 +602,18 @@ class BerofosAgent:
             self.log.warning(warning)
 
     def _validate_devices(self, setup: _Setup) -> OCFStatus:
-        from ..client import read_status
+        from ..health import ProblemKind
 
-        clients = self._clients(setup)
-        for client, status in zip(clients, read_status(clients, self.device_deadline)):
-            if status.error is not None:
+        watchdog = (ProblemKind.WATCHDOG_ENABLED, ProblemKind.WATCHDOG_FIRED,
+                    ProblemKind.WATCHDOG_AT_POWER_ON)
+        for health in self.read_devices(setup):
+            if not health.usable:
                 # not usable from this host: the answer validate-all has for it
-                raise AgentFailure(OCFStatus.ERR_ARGS, str(status.error))
-            values = status.settings.values()
-            if values.get("wdog") or values.get("wdogdef"):
-                raise AgentFailure(OCFStatus.ERR_CONFIGURED,
-                                   f"{client.label}: hardware watchdog enabled; disable it with "
-                                   f"'berofos -f {client.device.name} set wdog=0 wdogdef=0'")
+                raise AgentFailure(OCFStatus.ERR_ARGS, health.unusable_reason)
+            for problem in health.problems:
+                if problem.kind in watchdog:
+                    raise AgentFailure(OCFStatus.ERR_CONFIGURED,
+                                       f"{health.message(problem)}; fix: {problem.fix}")
         return OCFStatus.SUCCESS
 
 
