@@ -3,9 +3,9 @@
 #   make demo      a live 2-node cluster on the emulator, its promoted node killed
 #   make demo-agent  the agent's actions by hand, without a cluster
 #   make bench     timings of the agent's actions and of a failover
-#   make install   the agent, the package, the berofos command, the man pages and the
-#                  bash completion (DESTDIR, PREFIX, OCF_ROOT, PROVIDER; resource
-#                  ocf:PROVIDER:berofos)
+#   make install   the agent, the package, the berofos command, the man pages, the
+#                  bash completion and the alert agent (DESTDIR, PREFIX, OCF_ROOT,
+#                  PROVIDER; resource ocf:PROVIDER:berofos)
 #   make deb       berofos-ocf_VERSION_all.deb here, built by debhelper from a copy
 #   make man       regenerate man/ from the agent's table and the CLI
 PYTHON ?= /usr/bin/python3
@@ -19,6 +19,10 @@ MANDIR ?= $(PREFIX)/share/man
 # that an installation whose MANDIR is moved elsewhere (the test suite's private
 # ones) keeps its completion there too, out of the system's.
 COMPLETIONDIR ?= $(dir $(MANDIR))bash-completion/completions
+# The alert agent, at the path a Pacemaker alert names: beside BINDIR
+# ($(PREFIX)/libexec/berofos-ocf by default), so that an installation whose BINDIR
+# is moved elsewhere (the test suite's private ones) keeps it there too.
+ALERTDIR ?= $(dir $(BINDIR))libexec/berofos-ocf
 # no: leave byte-compiling to the package manager (dh_python3's py3compile)
 BYTECOMPILE ?= yes
 DESTDIR ?=
@@ -41,7 +45,7 @@ DEMO_PACKAGES = $(RUNTIME_PACKAGES) $(CLUSTER_PACKAGES)
 VERSION = $(shell $(PYTHON) -c 'import berofos_ocf; print(berofos_ocf.__version__)')
 DEB = berofos-ocf_$(VERSION)_all.deb
 # what the package is built from, copied so that the tree itself is never written
-DEB_SOURCES = Makefile COPYING README.md agents berofos_ocf debian examples man
+DEB_SOURCES = Makefile COPYING README.md agents alerts berofos_ocf debian examples man
 
 .PHONY: check demo demo-agent bench install uninstall man deb deps-check deps-demo deps-deb
 
@@ -90,13 +94,17 @@ install:
 		> $(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN)
 	install -m 0644 man/berofos.1 $(DESTDIR)$(MANDIR)/man1/berofos.1
 	$(PYTHON) -m berofos_ocf.completion > $(DESTDIR)$(COMPLETIONDIR)/berofos
+	install -d $(DESTDIR)$(ALERTDIR)
+	sed 's|^PACKAGE_DIR = .*|PACKAGE_DIR = "$(PYTHONDIR)"|' alerts/berofos-alert \
+		> $(DESTDIR)$(ALERTDIR)/berofos-alert
+	chmod 0755 $(DESTDIR)$(ALERTDIR)/berofos-alert
 
 uninstall:
 	rm -rf $(DESTDIR)$(PYTHONDIR)/berofos_ocf
 	rm -f $(DESTDIR)$(AGENT_DIR)/berofos $(DESTDIR)$(BINDIR)/berofos \
 		$(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN) $(DESTDIR)$(MANDIR)/man1/berofos.1 \
-		$(DESTDIR)$(COMPLETIONDIR)/berofos
-	-rmdir $(DESTDIR)$(AGENT_DIR) 2>/dev/null
+		$(DESTDIR)$(COMPLETIONDIR)/berofos $(DESTDIR)$(ALERTDIR)/berofos-alert
+	-rmdir $(DESTDIR)$(AGENT_DIR) $(DESTDIR)$(ALERTDIR) 2>/dev/null
 
 # dpkg-buildpackage in a temporary copy: debian/changelog is written there, with the
 # version of berofos_ocf and the date of the last commit (or SOURCE_DATE_EPOCH), so

@@ -29,12 +29,14 @@ from .conftest import PYTHON, ROOT
 PACKAGE = "berofos-ocf"
 PRIVATE_DIR = "/usr/share/berofos-ocf"
 AGENT = "/usr/lib/ocf/resource.d/berofos/berofos"
+ALERT = "/usr/libexec/berofos-ocf/berofos-alert"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "metadata.xml"
 RUNTIME_DEPENDS = {"python3", "python3-requests", "resource-agents", "pacemaker-cli-utils"}
 # Every file besides the Python modules, with its mode.
 FILES = {
     "usr/bin/berofos": 0o755,
     AGENT.lstrip("/"): 0o755,
+    ALERT.lstrip("/"): 0o755,
     "usr/share/bash-completion/completions/berofos": 0o644,
     "usr/share/doc/berofos-ocf/README.md.gz": 0o644,
     "usr/share/doc/berofos-ocf/changelog.gz": 0o644,
@@ -47,7 +49,8 @@ FILES = {
     "usr/share/python3/runtime.d/berofos-ocf.rtupdate": 0o755,
 }
 # Directories of the package alone: dpkg --purge must remove them.
-OWN_DIRS = [PRIVATE_DIR, os.path.dirname(AGENT), "/usr/share/doc/berofos-ocf"]
+OWN_DIRS = [PRIVATE_DIR, os.path.dirname(AGENT), os.path.dirname(ALERT),
+            "/usr/share/doc/berofos-ocf"]
 
 
 @pytest.fixture(scope="session")
@@ -131,13 +134,23 @@ def test_depends_is_exactly_what_runs_it(deb):
 
 
 def test_agent_points_at_the_private_module_directory(unpacked):
-    text = (unpacked / AGENT.lstrip("/")).read_text()
-    assert f'PACKAGE_DIR = "{PRIVATE_DIR}"' in text.splitlines()
+    for program in (AGENT, ALERT):
+        text = (unpacked / program.lstrip("/")).read_text()
+        assert f'PACKAGE_DIR = "{PRIVATE_DIR}"' in text.splitlines()
     assert f'sys.path.insert(0, "{PRIVATE_DIR}")' in (unpacked / "usr/bin/berofos").read_text()
 
 
 def test_unpacked_agent_gives_its_meta_data(unpacked):
     assert run_unpacked(unpacked, AGENT, "meta-data") == GOLDEN.read_text()
+
+
+def test_unpacked_alert_agent_loads_its_modules(unpacked):
+    # a node event: ignored, silently, by an agent that found berofos_ocf.alert
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{unpacked}{PRIVATE_DIR}:{PRIVATE_DIR}",
+           "CRM_alert_version": "2.1.5", "CRM_alert_kind": "node", "CRM_alert_node": "node1",
+           "CRM_alert_desc": "lost"}
+    result = subprocess.run([f"{unpacked}{ALERT}"], env=env, capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
 def test_one_version_everywhere(deb, unpacked):
