@@ -45,86 +45,74 @@ def _italic(text: str) -> str:
     return f"\\fI{_escape(text)}\\fR"
 
 
-_HEALTH = [
-    ("0", "unpromoted and every device answers"),
-    ("7", "not started on this node"),
-    ("8", "promoted, and every device's relays connect this node"),
-    ("9", "promoted, but a device's relays connect the other node: Pacemaker recovers the "
-          "instance and promote moves them back"),
-    ("190", "unpromoted, but a device cannot be read from this node or has its watchdog on"),
-    ("191", "promoted, but a device cannot be read from this node or has its watchdog on"),
-    ("1", "failed: see the exit reason in crm_mon or pcs status"),
-    ("2, 4, 5, 6", "configuration wrong on this node (2), permission (4), config file missing "
-                   "(5), configuration wrong everywhere (6)"),
-]
+def agent_manpage(provider: str = DEFAULT_PROVIDER, table=None) -> str:
+    """``ocf_PROVIDER_NAME(7)`` of the agent whose table is ``table`` (default: berofos)."""
+    from .agent.table import BEROFOS
 
-
-def agent_manpage(provider: str = DEFAULT_PROVIDER) -> str:
-    """``ocf_PROVIDER_berofos(7)``."""
-    from .agent.table import ACTIONS, AGENT_NAME, LONGDESC, PARAMETERS, SHORTDESC
-
-    name = f"ocf_{provider}_{AGENT_NAME}"
+    table = table or BEROFOS
+    name = f"ocf_{provider}_{table.name}"
     lines = [
         f'.TH {name.upper()} 7 "" "berofos-ocf {__version__}" "OCF resource agents"',
-        ".SH NAME", f"{_escape(name)} \\- {_escape(SHORTDESC)}",
+        ".SH NAME", f"{_escape(name)} \\- {_escape(table.shortdesc)}",
         ".SH SYNOPSIS",
         " ".join(f"{_bold('OCF_RESKEY_' + p.name)}={_italic(p.type)}"
-                 for p in PARAMETERS if p.required)
-        + f" {_bold(AGENT_NAME)} [start | stop | monitor | promote | demote | notify | "
-          "validate\\-all | meta\\-data | usage]",
+                 for p in table.parameters if p.required)
+        + f" {_bold(table.name)} [{_escape(' | '.join(table.action_names()))}]",
         ".SH DESCRIPTION",
     ]
-    lines += _paragraphs(LONGDESC)
-    lines.append(".SH SUPPORTED PARAMETERS")
-    for parameter in PARAMETERS:
-        facts = ["required" if parameter.required else "optional", parameter.type]
-        if parameter.default is not None:
-            facts.append(f'default "{parameter.default}"')
-        lines += [".TP", _bold(parameter.name),
-                  _escape(f"{parameter.longdesc} ({parameter.shortdesc}.)"),
-                  ".br", _escape("(" + ", ".join(facts) + ")")]
-    lines.append(".SH SUPPORTED ACTIONS")
-    lines.append("Timeouts and intervals the agent advertises as minimums:")
-    for action in ACTIONS:
-        details = [f"timeout {action.timeout}s"]
-        if action.interval is not None:
-            details.append(f"interval {action.interval}s")
-        if action.role:
-            details.append(f"role {action.role}")
-        lines += [".TP", _bold(action.name), _escape(", ".join(details))]
+    lines += _paragraphs(table.longdesc)
+    lines += _agent_parameters(table) + _agent_actions(table)
     lines.append(".SH MONITOR EXIT STATUS")
-    for code, meaning in _HEALTH:
-        lines += [".TP", _bold(code), _escape(meaning)]
+    for row in table.monitor_codes:
+        lines += [".TP", _bold(row.codes), _escape(row.meaning)]
+    lines += _node_name_section()
+    lines += [".SH EXAMPLE CONFIGURATION", ".PP", ".nf",
+              _escape(table.example.replace("PROVIDER", provider).rstrip("\n")), ".fi",
+              ".SH FILES"]
+    for path, meaning in table.files:
+        lines += [".TP", _bold(path), _escape(meaning)]
     lines += [
-        ".SH EXAMPLE CONFIGURATION",
-        "With pcs (ISDN lines follow the promoted instance, Asterisk follows the lines):",
-        ".PP", ".nf",
-        _escape(f"pcs resource create isdn ocf:{provider}:{AGENT_NAME} port_b=wazo-1 "
-                "port_d=wazo-2 \\\n"
-                "    op monitor interval=10s role=Promoted timeout=20s \\\n"
-                "    op monitor interval=11s role=Unpromoted timeout=20s \\\n"
-                "    promotable promoted-max=1 promoted-node-max=1 clone-max=2 "
-                "clone-node-max=1 notify=true\n"
-                "pcs constraint colocation add asterisk with Promoted isdn-clone INFINITY\n"
-                "pcs constraint order promote isdn-clone then start asterisk"),
-        ".fi", ".PP", "With crmsh:", ".PP", ".nf",
-        _escape(f"primitive isdn ocf:{provider}:{AGENT_NAME} params port_b=wazo-1 "
-                "port_d=wazo-2 \\\n"
-                "    op monitor role=Promoted interval=10s timeout=20s \\\n"
-                "    op monitor role=Unpromoted interval=11s timeout=20s\n"
-                "clone isdn-clone isdn meta promotable=true promoted-max=1 notify=true\n"
-                "colocation asterisk-with-isdn inf: asterisk isdn-clone:Promoted\n"
-                "order isdn-before-asterisk Mandatory: isdn-clone:promote asterisk:start"),
-        ".fi",
-        ".SH FILES",
-        ".TP", _bold("/etc/bnfos.conf"), "The devices (parameter config).",
-        ".TP", _bold("/run/resource-agents/berofos-INSTANCE.role"),
-        "The role of the instance on this node (unpromoted or promoted).",
         ".SH SEE ALSO",
         "\\fBberofos\\fR(1), \\fBcrm_mon\\fR(8), \\fBpcs\\fR(8), \\fBcrm\\fR(8), "
         "\\fBocf\\-tester\\fR(8)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _agent_parameters(table) -> list[str]:
+    lines = [".SH SUPPORTED PARAMETERS"]
+    for parameter in table.parameters:
+        facts = ["required" if parameter.required else "optional", parameter.type]
+        if parameter.default is not None:
+            facts.append(f'default "{parameter.default}"')
+        if parameter.reloadable:
+            facts.append("reloadable")
+        lines += [".TP", _bold(parameter.name),
+                  _escape(f"{parameter.longdesc} ({parameter.shortdesc}.)"),
+                  ".br", _escape("(" + ", ".join(facts) + ")")]
+    return lines
+
+
+def _agent_actions(table) -> list[str]:
+    lines = [".SH SUPPORTED ACTIONS",
+             "Timeouts and intervals the agent advertises as minimums:"]
+    for action in table.advertised():
+        details = [f"timeout {action.timeout}s"]
+        if action.interval is not None:
+            details.append(f"interval {action.interval}s")
+        if action.role:
+            details.append(f"role {action.role}")
+        text = ", ".join(details) + (f". {action.doc}" if action.doc else "")
+        lines += [".TP", _bold(action.name), _escape(text)]
+    return lines
+
+
+def _node_name_section() -> list[str]:
+    return [".SH NODE NAME",
+            _escape("The agent finds the name of the node it runs on in "
+                    "OCF_RESKEY_CRM_meta_on_node (Pacemaker passes it to every action), "
+                    "else from 'crm_node -n', else from 'uname -n'; it must be the name "
+                    "given in port_b or port_d (case does not matter).")]
 
 
 def _option_line(action: argparse.Action) -> str:

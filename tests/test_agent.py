@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -642,17 +643,84 @@ def fake_ocf_library(directory, body: str):
 
 
 def test_ocf_functions_dir_is_honoured(lab, tmp_path):
+    stub_log = tmp_path / "stub.log"
     stub = fake_ocf_library(tmp_path / "lib", (
         "import logging, sys\n"
         "log = logging.getLogger('stub')\n"
-        "log.addHandler(logging.FileHandler(sys.argv[0] + '.stub.log'))\n"
+        f"log.addHandler(logging.FileHandler({str(stub_log)!r}))\n"
         "logger = logging.LoggerAdapter(log, {'OCF_RESOURCE_INSTANCE': 'x'})\n"
         "class SyslogLibHandler(logging.Handler):\n    pass\n"
-        "HA_DATEFMT = ''\n"
-        "def ocf_exit_reason(message):\n"
-        "    sys.stderr.write('ocf-exit-reason:STUB ' + message + '\\n')\n"))
+        "HA_DATEFMT = ''\n"))
     run = lab.node1.run("promote", OCF_FUNCTIONS_DIR=stub)
-    assert run.rc == OCFStatus.NOT_RUNNING and run.reason.startswith("STUB ")
+    assert run.rc == OCFStatus.NOT_RUNNING
+    assert "ERROR: promote of an instance that is not started" in stub_log.read_text()
+
+
+def test_run_by_hand_on_a_terminal_logs_to_stderr_once_and_names_the_agent(lab):
+    """No HA_LOGFILE, stderr a terminal: log lines on stderr, each exit reason once,
+    and no "berofos(None)" when OCF_RESOURCE_INSTANCE is not set."""
+    import pty
+
+    env = dict(lab.node1.env)
+    for name in ("HA_LOGFILE", "OCF_RESOURCE_INSTANCE"):
+        env.pop(name)
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.run([str(lab.node1.program), "promote"], env=env,
+                                 stdout=subprocess.PIPE, stderr=terminal, timeout=60)
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+    text = output.decode()
+    assert process.returncode == OCFStatus.NOT_RUNNING
+    assert text.count("promote of an instance that is not started") == 1
+    assert "ocf-exit-reason:promote of an instance that is not started" in text
+    assert "None" not in text
+    lab.node1.env.pop("HA_LOGFILE")
+    started = subprocess.run([str(lab.node1.program), "start"], env=lab.node1.env,
+                             capture_output=True, text=True)
+    assert started.returncode == 0 and "INFO" not in started.stderr  # not a terminal: quiet
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the agent as nobody")
+def test_run_by_hand_as_a_user_is_err_perm_with_a_reason(lab, installed_tree, tmp_path):
+    import shutil
+    import tempfile
+
+    public = Path(tempfile.mkdtemp(prefix="berofos-user-", dir="/tmp"))  # nobody can reach it
+    try:
+        public.chmod(0o755)
+        conf = public / "bnfos.conf"
+        shutil.copy(lab.conf, conf)
+        conf.chmod(0o644)
+        run_dir = public / "run"
+        run_dir.mkdir(mode=0o755)  # root's: nobody may write there
+        agent = Agent(public, conf, "node1", program=installed_tree)
+        agent.env.update(HA_RSCTMP=str(run_dir), HA_LOGFILE="/dev/null")
+        run = agent.run("start", user="65534")
+        assert run.rc == OCFStatus.ERR_PERM, run
+        assert run.reason.startswith("start needs root: ") and str(run_dir) in run.reason
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+
+
+def test_validate_all_warns_about_parameters_it_does_not_know(lab):
+    run = lab.node1.run("validate-all", OCF_RESKEY_portb="node1", OCF_RESKEY_htp_timeout="5",
+                        OCF_RESKEY_CRM_meta_clone="0")
+    assert run.rc == OCFStatus.SUCCESS
+    log = lab.node1.log()
+    assert "OCF_RESKEY_portb is not a parameter of berofos (port_b?)" in log
+    assert "OCF_RESKEY_htp_timeout is not a parameter of berofos (http_timeout?)" in log
+    assert "CRM_meta" not in log
 
 
 def test_without_ocf_py_start_fails_and_stop_works(lab, tmp_path):

@@ -19,19 +19,19 @@ import os
 import sys
 
 
-def main(argv: list[str] | None = None, environ=None) -> int:
-    """Run one OCF action; return its exit status."""
+def main(argv: list[str] | None = None, environ=None, table=None) -> int:
+    """Run one OCF action of the agent described by ``table`` (default: berofos)."""
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
     from .environment import AgentEnvironment
 
     action = argv[1] if len(argv) > 1 else ""
     try:
-        env = AgentEnvironment(environ, argv)
+        env = AgentEnvironment(environ, argv, *([table] if table else []))
         if env.action == "meta-data":
             from .metadata import metadata_xml
 
-            sys.stdout.write(metadata_xml())
+            sys.stdout.write(metadata_xml(env.table))
             return 0
         from .actions import run_action
 

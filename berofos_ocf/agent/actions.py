@@ -41,7 +41,7 @@ from .codes import OCFStatus
 from .environment import AgentEnvironment
 from .ocflog import AgentLog, open_log
 from .state import WITHHELD, NodeAttributes, PromotionScore, run_command
-from .table import PARAMETERS, PROMOTION_SCORE, RELAY_BONUS
+from .table import PROMOTION_SCORE, RELAY_BONUS
 
 # A promoted instance that loses sight of a device keeps this score instead of
 # -INFINITY: where another node can reach every device (score >= 100) Pacemaker
@@ -51,11 +51,6 @@ DEGRADED_PROMOTED_SCORE = 1
 # Two failed reads this far apart (two monitors at the README's intervals) make
 # a lost device; one glitch, or two failed reads of one burst, do not.
 CONFIRM_SECONDS = 5.0
-_USAGE = ("usage: berofos {start|stop|monitor|promote|demote|reload-agent|validate-all|"
-          "meta-data|usage}\nOCF resource agent for beroNet berofos failover switches; see "
-          "ocf_berofos_berofos(7).\n")
-
-
 class AgentFailure(Exception):
     """Ends an action with ``status`` and the exit reason ``reason``."""
 
@@ -127,25 +122,26 @@ class BerofosAgent:
     # -- dispatch ----------------------------------------------------------------------
 
     def run(self) -> int:
-        handlers = {
-            "start": self.start, "stop": self.stop, "monitor": self.monitor,
-            "promote": self.promote, "demote": self.demote, "notify": self.notify,
-            "validate-all": self.validate_all, "reload-agent": self.reload_agent,
-        }
+        """Run the action the table names; its exit status."""
         action = self.env.action
+        table = self.env.table
         if action in ("usage", "help"):
-            sys.stderr.write(_USAGE)
+            sys.stderr.write(table.usage())
             return OCFStatus.SUCCESS
-        handler = handlers.get(action)
-        if handler is None:
-            sys.stderr.write(_USAGE)
+        row = table.action(action)
+        if row is None or row.handler is None:
+            sys.stderr.write(table.usage())
             self.log.exit_reason(f"unknown action {action!r}" if action else "no action given")
             return OCFStatus.ERR_UNIMPLEMENTED
         try:
-            return int(handler())
+            return int(getattr(self, row.handler)())
         except AgentFailure as failure:
             self.log.exit_reason(failure.reason)
             return int(failure.status)
+        except PermissionError as err:  # run by hand as a user: say so, not "internal error"
+            self.log.exit_reason(f"{action} needs root: {err.filename or ''}: "
+                                 f"{(err.strerror or 'permission denied').lower()}")
+            return OCFStatus.SUCCESS if action == "stop" else OCFStatus.ERR_PERM
         except Exception as err:  # a bug must not leave Pacemaker without an answer
             import traceback
 
@@ -184,7 +180,7 @@ class BerofosAgent:
     def _parameters(self) -> dict[str, object]:
         """Every parameter of the table, checked against it (ERR_CONFIGURED if wrong)."""
         values: dict[str, object] = {}
-        for parameter in PARAMETERS:
+        for parameter in self.env.table.parameters:
             text = self.env.parameter(parameter.name).strip()
             if parameter.required and not text:
                 raise AgentFailure(OCFStatus.ERR_CONFIGURED,
@@ -583,6 +579,7 @@ class BerofosAgent:
         if self.log.missing:
             raise AgentFailure(OCFStatus.ERR_INSTALLED, self.log.missing)
         setup = self.setup()
+        self._warn_about_unknown_parameters()
         if setup.conf.world_readable and setup.conf.holds_password:
             self.log.warning(f"{setup.conf.path} holds a password and is readable by everyone: "
                              f"chmod 600 {setup.conf.path}")
@@ -591,6 +588,20 @@ class BerofosAgent:
         self._check_clone_shape()
         self._warn_about_quorum()
         return self._validate_devices(setup)
+
+    def _warn_about_unknown_parameters(self) -> None:
+        """A typo (``portb``) would otherwise silently fall back to a default."""
+        import difflib
+
+        known = list(self.env.table.parameters_by_name)
+        for name in sorted(self.env.environ):
+            if not name.startswith("OCF_RESKEY_") or name.startswith("OCF_RESKEY_CRM_meta_"):
+                continue
+            parameter = name[len("OCF_RESKEY_"):]
+            if parameter not in known:
+                close = difflib.get_close_matches(parameter, known, n=1)
+                hint = f" ({close[0]}?)" if close else ""
+                self.log.warning(f"{name} is not a parameter of {self.env.table.name}{hint}")
 
     def _warn_about_quorum(self) -> None:
         from .quorum import two_node_without_safety

@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["AgentEnvironment", "DEFAULT_RSCTMP"]
 
 from ..runstate import DEFAULT_RUN_DIR as DEFAULT_RSCTMP
-from .table import PARAMETERS_BY_NAME, default_timeout
+from .table import BEROFOS, AgentTable
 
 
 def _whole_number(text: str | None) -> int | None:
@@ -23,17 +23,19 @@ def _whole_number(text: str | None) -> int | None:
 class AgentEnvironment:
     """The action, the resource's parameters and Pacemaker's meta attributes."""
 
-    def __init__(self, environ, argv: list[str]) -> None:
+    def __init__(self, environ, argv: list[str], table: AgentTable = BEROFOS) -> None:
         self.environ = environ
+        self.table = table
         # Pacemaker passes the action as the only argument; ocf-tester also
         # exports __OCF_ACTION.
         self.action = argv[1] if len(argv) > 1 else environ.get("__OCF_ACTION", "")
-        self.program = argv[0] if argv else "berofos"
-        instance = environ.get("OCF_RESOURCE_INSTANCE") or "berofos"
+        self.program = argv[0] if argv else table.name
+        instance = environ.get("OCF_RESOURCE_INSTANCE") or table.name
         self.instance = instance.split(":", 1)[0]  # anonymous clone: no :N
         self.interval_ms = _whole_number(environ.get("OCF_RESKEY_CRM_meta_interval"))
         timeout_ms = _whole_number(environ.get("OCF_RESKEY_CRM_meta_timeout"))
-        self.timeout = timeout_ms / 1000 if timeout_ms else float(default_timeout(self.action))
+        self.timeout = (timeout_ms / 1000 if timeout_ms
+                        else float(table.default_timeout(self.action)))
         self.on_node = environ.get("OCF_RESKEY_CRM_meta_on_node") or None
         self.promotable = any((environ.get(name) or "0").strip() not in ("", "0") for name in (
             "OCF_RESKEY_CRM_meta_promoted_max", "OCF_RESKEY_CRM_meta_master_max"))
@@ -57,7 +59,7 @@ class AgentEnvironment:
         """The value of a parameter of the table, its default when unset."""
         value = self.raw_parameter(name)
         if value is None:
-            value = PARAMETERS_BY_NAME[name].default
+            value = self.table.parameters_by_name[name].default
         return "" if value is None else value
 
     def notify_summary(self) -> str:

@@ -18,7 +18,7 @@ __all__ = ["metadata_xml"]
 import xml.etree.ElementTree as ET
 
 from .. import __version__
-from .table import ACTIONS, AGENT_NAME, LONGDESC, PARAMETERS, SHORTDESC
+from .table import BEROFOS, AgentTable
 
 _HEADER = ('<?xml version="1.0"?>\n<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd" [\n'
            '<!-- OCF 1.1, newer than ra-api-1.dtd: reload-agent, reloadable -->\n'
@@ -31,14 +31,14 @@ def _description(parent: ET.Element, tag: str, text: str) -> None:
     ET.SubElement(parent, tag, lang="en").text = text
 
 
-def metadata_xml() -> str:
+def metadata_xml(table: AgentTable = BEROFOS) -> str:
     """The whole document, as ``meta-data`` prints it."""
-    root = ET.Element("resource-agent", name=AGENT_NAME, version=__version__)
+    root = ET.Element("resource-agent", name=table.name, version=__version__)
     ET.SubElement(root, "version").text = "1.1"
-    _description(root, "longdesc", LONGDESC)
-    _description(root, "shortdesc", SHORTDESC)
+    _description(root, "longdesc", table.longdesc)
+    _description(root, "shortdesc", table.shortdesc)
     parameters = ET.SubElement(root, "parameters")
-    for parameter in PARAMETERS:
+    for parameter in table.parameters:
         element = ET.SubElement(parameters, "parameter", name=parameter.name,
                                 unique="1" if parameter.unique else "0",
                                 required="1" if parameter.required else "0")
@@ -50,7 +50,7 @@ def metadata_xml() -> str:
         if parameter.default is not None:
             content.set("default", parameter.default)
     actions = ET.SubElement(root, "actions")
-    for action in ACTIONS:
+    for action in table.advertised():
         element = ET.SubElement(actions, "action", name=action.name,
                                 timeout=f"{action.timeout}s")
         if action.interval is not None:

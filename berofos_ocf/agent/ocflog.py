@@ -21,8 +21,7 @@ import logging
 import os
 import sys
 
-_FORMAT = ("berofos(%(OCF_RESOURCE_INSTANCE)s)[%(process)s]:\t%(asctime)s%(levelname)s: "
-           "%(message)s")
+_FORMAT = "[%(process)s]:\t%(asctime)s%(levelname)s: %(message)s"
 
 
 class AgentLog:
@@ -78,8 +77,13 @@ def _load_ocf(path: str):
     return module
 
 
-def open_log(environ, debug: bool) -> AgentLog:
-    """Load ``ocf.py`` and return a log at the level ``HA_debug`` asks for."""
+def open_log(environ, debug: bool, name: str = "berofos") -> AgentLog:
+    """Load ``ocf.py`` and return a log at the level ``HA_debug`` asks for.
+
+    Run by hand (no ``HA_LOGFILE``, a terminal on stderr), the log also goes to
+    stderr; an exit reason is printed there once, as its ``ocf-exit-reason:``
+    line, never a second time as a log line.
+    """
     prefix = environ.get("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:")
     path = os.path.join(_functions_dir(environ), "ocf.py")
     if not os.path.exists(path):
@@ -89,14 +93,43 @@ def open_log(environ, debug: bool) -> AgentLog:
     except Exception as err:  # e.g. HA_LOGFILE in a missing directory: stop must still work
         return _stderr_log(prefix, f"{path} failed to load: {type(err).__name__}: {err}")
     level = logging.DEBUG if debug else logging.INFO
+    syslog = ocf.SyslogLibHandler
+    if (not environ.get("HA_LOGFILE") and sys.stderr.isatty()
+            and not _has_stderr(ocf.log, syslog)):
+        ocf.log.addHandler(logging.StreamHandler(sys.stderr))
+    # ocf.py's format names the Python file that logged (ocflog.py) and prints
+    # "(None)" without OCF_RESOURCE_INSTANCE: the line should name the agent.
+    instance = environ.get("OCF_RESOURCE_INSTANCE")
+    label = f"{name}({instance})" if instance else name
+    formatter = logging.Formatter(label.replace("%", "%%") + _FORMAT, datefmt=ocf.HA_DATEFMT)
     for handler in ocf.log.handlers:
         handler.setLevel(level)
-        if not isinstance(handler, ocf.SyslogLibHandler):
-            # ocf.py's format names the Python file that logged (ocflog.py);
-            # the line should name the agent, as shell agents' lines do.
-            handler.setFormatter(logging.Formatter(_FORMAT, datefmt=ocf.HA_DATEFMT))
-    return AgentLog(ocf.logger, ocf.ocf_exit_reason, prefix=prefix)
+        if not isinstance(handler, syslog):
+            handler.setFormatter(formatter)
+        if _writes_to_stderr(handler, syslog):
+            handler.addFilter(_not_an_exit_reason)
 
+    def exit_reason(message: str) -> None:
+        sys.stderr.write(f"{prefix}{message}\n")
+        sys.stderr.flush()
+        ocf.log.error(message, extra={"exit_reason": True})
+
+    return AgentLog(ocf.log, exit_reason, prefix=prefix)
+
+
+def _writes_to_stderr(handler: logging.Handler, syslog: type) -> bool:
+    # ocf.py's syslog handler is a StreamHandler on stderr that writes to syslog
+    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, syslog)
+            and getattr(handler, "stream", None) is sys.stderr)
+
+
+def _has_stderr(logger: logging.Logger, syslog: type) -> bool:
+    return any(_writes_to_stderr(handler, syslog) for handler in logger.handlers)
+
+
+def _not_an_exit_reason(record: logging.LogRecord) -> bool:
+    # its ocf-exit-reason: line is already on stderr
+    return not getattr(record, "exit_reason", False)
 
 
 def _stderr_log(prefix: str, missing: str) -> AgentLog:

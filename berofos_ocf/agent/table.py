@@ -1,27 +1,28 @@
-"""The agent's one table: parameters, actions and descriptions.
+"""The agents' tables: parameters, actions, monitor codes and descriptions.
 
-Meta-data XML, parameter validation and the man page ``ocf_PROVIDER_berofos(7)``
-are all generated from here, so they cannot disagree.  Pure data: importing this
-module costs nothing on an action that does not need it.
+One :class:`AgentTable` per agent is the single source of its meta-data XML
+(:mod:`.metadata`), parameter validation and defaults (:mod:`.environment`,
+:mod:`.actions`), the dispatch of its actions and its usage line (each
+:class:`Action` row names the handler that runs it), and its man page
+``ocf_PROVIDER_NAME(7)`` (:mod:`berofos_ocf.manpage`), so none of these can
+disagree.  :data:`BEROFOS` is the promotable agent's.  Pure data: importing
+this module costs nothing on an action that does not need it.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "AGENT_NAME",
     "Parameter",
     "Action",
-    "PARAMETERS",
-    "PARAMETERS_BY_NAME",
-    "ACTIONS",
-    "SHORTDESC",
-    "LONGDESC",
+    "MonitorCode",
+    "AgentTable",
+    "BEROFOS",
     "PROMOTION_SCORE",
     "RELAY_BONUS",
-    "default_timeout",
+    "config_parameter",
+    "devices_parameter",
+    "http_timeout_parameter",
 ]
-
-AGENT_NAME = "berofos"
 
 # Promotion scores: every device answers from this node → PROMOTION_SCORE; the
 # relays of every device already point here → RELAY_BONUS more, so that a
@@ -55,22 +56,113 @@ class Parameter:
 
 
 class Action:
-    """One OCF action as the meta-data advertises it (timeouts in seconds)."""
+    """One OCF action: what the meta-data advertises (timeouts in seconds) and who runs it.
 
-    __slots__ = ("name", "timeout", "interval", "role", "depth")
+    ``handler`` is the name of the agent's method that runs it (None: the entry
+    point answers it without an agent, as meta-data); ``advertised`` False keeps
+    it out of the meta-data and the man page (an action the agent accepts but
+    no configuration should ask for); ``doc`` says what it does, for the man page.
+    """
+
+    __slots__ = ("name", "timeout", "interval", "role", "depth", "handler", "advertised",
+                 "doc")
 
     def __init__(self, name: str, timeout: int, *, interval: int | None = None,
-                 role: str | None = None, depth: int | None = None) -> None:
+                 role: str | None = None, depth: int | None = None,
+                 handler: str | None = None, advertised: bool = True, doc: str = "") -> None:
         self.name = name
         self.timeout = timeout
         self.interval = interval
         self.role = role
         self.depth = depth
+        self.handler = handler
+        self.advertised = advertised
+        self.doc = doc
 
 
-SHORTDESC = "Moves the ISDN lines of berofos failover switches to the promoted node"
+class MonitorCode:
+    """What one exit status of monitor means, for the man page."""
 
-LONGDESC = """\
+    __slots__ = ("codes", "meaning")
+
+    def __init__(self, codes: str, meaning: str) -> None:
+        self.codes = codes
+        self.meaning = meaning
+
+
+class AgentTable:
+    """Everything one agent advertises, and the handlers of its actions."""
+
+    def __init__(self, name: str, *, shortdesc: str, longdesc: str,
+                 parameters: tuple[Parameter, ...], actions: tuple[Action, ...],
+                 monitor_codes: tuple[MonitorCode, ...], example: str,
+                 files: tuple[tuple[str, str], ...]) -> None:
+        self.name = name
+        self.shortdesc = shortdesc
+        self.longdesc = longdesc
+        self.parameters = parameters
+        self.parameters_by_name = {parameter.name: parameter for parameter in parameters}
+        self.actions = actions
+        self.monitor_codes = monitor_codes
+        self.example = example  # pcs and crmsh lines; PROVIDER stands for the provider
+        self.files = files
+
+    def action(self, name: str) -> Action | None:
+        """The first row of ``name`` (monitor has one per role)."""
+        return next((row for row in self.actions if row.name == name), None)
+
+    def default_timeout(self, name: str) -> int:
+        """The advertised timeout of action ``name`` in seconds (when Pacemaker gives none)."""
+        row = self.action(name)
+        return row.timeout if row else 20
+
+    def advertised(self) -> tuple[Action, ...]:
+        return tuple(row for row in self.actions if row.advertised)
+
+    def action_names(self) -> list[str]:
+        """Every advertised action once, in table order, and ``usage``."""
+        names = []
+        for row in self.advertised():
+            if row.name not in names:
+                names.append(row.name)
+        return names + ["usage"]
+
+    def usage(self) -> str:
+        return (f"usage: {self.name} {{{'|'.join(self.action_names())}}}\n"
+                f"{self.shortdesc}; see ocf_PROVIDER_{self.name}(7).\n")
+
+
+def config_parameter(what: str) -> Parameter:
+    return Parameter(
+        "config", "string", "Device file (bnfos.conf format)",
+        "Path of the file that lists the berofos devices, in the format of beroNet's bnfos "
+        "tool: one [name] section per device with 'host = IP' (or IP:PORT), 'mac = MAC' and "
+        f"optionally 'login = admin:PASSWORD'. It must exist on {what}, and should be "
+        "readable by root only when it holds a password.",
+        default="/etc/bnfos.conf")
+
+
+def devices_parameter() -> Parameter:
+    return Parameter(
+        "devices", "string", "Devices to switch",
+        "Names of the sections of the config file to switch together, separated by spaces "
+        "or commas. Empty: every section, in file order (what Wazo's xivo-berofos did).",
+        default="")
+
+
+def http_timeout_parameter() -> Parameter:
+    return Parameter(
+        "http_timeout", "integer", "Timeout of one HTTP request (seconds)",
+        "Seconds allowed for each HTTP request to a device. Every request is also bounded "
+        "by what is left of the action's own timeout, so an action always ends before "
+        "Pacemaker would kill it; reads are tried three times and promote retries within "
+        "that time. Changing it reloads the resource, it does not restart it.",
+        default="3", minimum=1, maximum=60, reloadable=True)
+
+
+_SHORTDESC = "Moves the ISDN lines of berofos failover switches to the promoted node"
+
+_LONGDESC = """\
 Puts one or more beroNet berofos failover switches under the control of the \
 cluster. The ISDN lines of the provider enter each berofos on port A; two PBX \
 nodes (Wazo, Asterisk ...) are wired to its ports B and D. Run the agent as a \
@@ -120,19 +212,9 @@ refused), and migration-threshold=2 with a failure-timeout as the README \
 shows. Keep the clone off nodes that are neither port_b nor port_d (location \
 constraint -INFINITY): there, start fails with OCF_ERR_ARGS."""
 
-PARAMETERS: tuple[Parameter, ...] = (
-    Parameter(
-        "config", "string", "Device file (bnfos.conf format)",
-        "Path of the file that lists the berofos devices, in the format of beroNet's bnfos "
-        "tool: one [name] section per device with 'host = IP' (or IP:PORT), 'mac = MAC' and "
-        "optionally 'login = admin:PASSWORD'. It must exist on every node of port_b and "
-        "port_d, and should be readable by root only when it holds a password.",
-        default="/etc/bnfos.conf"),
-    Parameter(
-        "devices", "string", "Devices to switch",
-        "Names of the sections of the config file to switch together, separated by spaces "
-        "or commas. Empty: every section, in file order (what Wazo's xivo-berofos did).",
-        default=""),
+_PARAMETERS: tuple[Parameter, ...] = (
+    config_parameter("every node of port_b and port_d"),
+    devices_parameter(),
     Parameter(
         "port_b", "string", "Node wired to port B",
         "Cluster node name of the PBX wired to port B of every device. Promoting this node "
@@ -142,33 +224,90 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Cluster node name of the PBX wired to port D of every device. Promoting this node "
         "sets relay mode 0 (A--D). The relays also fall to A--D when a device loses power.",
         required=True),
-    Parameter(
-        "http_timeout", "integer", "Timeout of one HTTP request (seconds)",
-        "Seconds allowed for each HTTP request to a device. Every request is also bounded "
-        "by what is left of the action's own timeout, so an action always ends before "
-        "Pacemaker would kill it; promote retries within that time. Changing it reloads "
-        "the resource, it does not restart it.",
-        default="3", minimum=1, maximum=60, reloadable=True),
+    http_timeout_parameter(),
 )
 
-PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
-
-ACTIONS: tuple[Action, ...] = (
-    Action("start", 20),
-    Action("stop", 20),
-    Action("promote", 30),
-    Action("demote", 10),
-    Action("reload-agent", 20),
-    Action("monitor", 20, interval=10, role="Promoted", depth=0),
-    Action("monitor", 20, interval=11, role="Unpromoted", depth=0),
-    Action("validate-all", 20),
-    Action("meta-data", 5),
+_ACTIONS: tuple[Action, ...] = (
+    Action("start", 20, handler="start",
+           doc="Checks the parameters and the file, marks the instance started (unpromoted) "
+               "and sets this node's promotion score from one read of the devices. Never "
+               "moves the relays."),
+    Action("stop", 20, handler="stop",
+           doc="Removes the role marker, the promotion score and the node attributes. "
+               "Never touches a device, never fails."),
+    Action("promote", 30, handler="promote",
+           doc="Moves the relays of every device to this node and points their power-on "
+               "mode here, each confirmed by reading it back, retrying within the timeout; "
+               "logs each device as soon as it is confirmed."),
+    Action("demote", 10, handler="demote",
+           doc="Marks the instance unpromoted. The relays stay where they are."),
+    Action("reload-agent", 20, handler="reload_agent",
+           doc="Checks the parameters after a reloadable one (http_timeout) changed; "
+               "nothing is restarted."),
+    Action("monitor", 20, interval=10, role="Promoted", depth=0, handler="monitor",
+           doc="Reads every device (read-only), reports the real role and refreshes the "
+               "promotion score and the node attributes."),
+    Action("monitor", 20, interval=11, role="Unpromoted", depth=0, handler="monitor"),
+    Action("notify", 10, handler="notify", advertised=False),
+    Action("validate-all", 20, handler="validate_all",
+           doc="Checks the parameters and the file; at OCF_CHECK_LEVEL 10 also every "
+               "device (reachable, login accepted, watchdog off) and the cluster's "
+               "two-node safety."),
+    Action("meta-data", 5, doc="Prints the meta-data."),
 )
 
+_MONITOR_CODES: tuple[MonitorCode, ...] = (
+    MonitorCode("0", "unpromoted and every device answers"),
+    MonitorCode("7", "not started on this node"),
+    MonitorCode("8", "promoted, and every device's relays connect this node"),
+    MonitorCode("9", "promoted, but a device's relays connect the other node: Pacemaker "
+                     "recovers the instance and promote moves them back"),
+    MonitorCode("190", "unpromoted, but a device cannot be read from this node (its score "
+                       "falls at the second failed monitor), needs a human (watchdog on or "
+                       "fired, relays split), or this node yields the lines to a peer out of "
+                       "sight"),
+    MonitorCode("191", "promoted, with the same problems, or a device's power-on mode "
+                       "pointing at the other node (a reboot would move the lines)"),
+    MonitorCode("1", "failed: see the exit reason in crm_mon or pcs status"),
+    MonitorCode("2, 4, 5, 6", "this node's own problem, its file broken or neither port_b nor "
+                              "port_d (2); permission (4); config file missing (5); "
+                              "parameters wrong everywhere (6)"),
+)
 
-def default_timeout(action: str) -> int:
-    """The advertised timeout of ``action`` in seconds (when Pacemaker gives none)."""
-    for entry in ACTIONS:
-        if entry.name == action:
-            return entry.timeout
-    return 20
+_EXAMPLE = """\
+With pcs (the ISDN lines follow the promoted instance, Asterisk follows the lines):
+
+pcs resource create isdn ocf:PROVIDER:berofos port_b=wazo-1 port_d=wazo-2 \\
+    op monitor interval=10s role=Promoted timeout=20s \\
+    op monitor interval=11s role=Unpromoted timeout=20s \\
+    meta migration-threshold=2 failure-timeout=10min priority=10 \\
+    promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1
+pcs constraint colocation add asterisk with Promoted isdn-clone INFINITY
+pcs constraint order promote isdn-clone then start asterisk
+
+With crmsh:
+
+primitive isdn ocf:PROVIDER:berofos params port_b=wazo-1 port_d=wazo-2 \\
+    op monitor role=Promoted interval=10s timeout=20s \\
+    op monitor role=Unpromoted interval=11s timeout=20s \\
+    meta migration-threshold=2 failure-timeout=10min priority=10
+clone isdn-clone isdn meta promotable=true promoted-max=1
+colocation asterisk-with-isdn inf: asterisk isdn-clone:Promoted
+order isdn-before-asterisk Mandatory: isdn-clone:promote asterisk:start
+
+Two nodes need a third vote: pcs quorum device add model net host=ARBITER \\
+algorithm=ffsplit heuristics mode=sync exec_berofos="/usr/bin/berofos check --holder"
+"""
+
+_FILES = (
+    ("/etc/bnfos.conf", "The devices (parameter config)."),
+    ("/run/resource-agents/berofos-INSTANCE.role",
+     "The role of the instance on this node (unpromoted or promoted)."),
+    ("/run/resource-agents/berofos-INSTANCE.state",
+     "What the instance remembers between actions: its failed reads (score hysteresis), "
+     "the node attributes it wrote, the split guard."),
+)
+
+BEROFOS = AgentTable(
+    "berofos", shortdesc=_SHORTDESC, longdesc=_LONGDESC, parameters=_PARAMETERS,
+    actions=_ACTIONS, monitor_codes=_MONITOR_CODES, example=_EXAMPLE, files=_FILES)
