@@ -98,6 +98,10 @@ class RunDirectory:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         descriptor = os.open(temporary, flags, 0o644)
         try:
+            # readable by all whatever the umask (Pacemaker's executor runs agents
+            # with 027): the alert agent runs as hacluster, and the files hold no
+            # secret (device names, a config path, the role)
+            os.fchmod(descriptor, 0o644)
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 handle.write(text)
             os.replace(temporary, self.file(name))

@@ -26,7 +26,7 @@ tests call from a ``finally`` (fixture teardown), failures included.
 from __future__ import annotations
 
 __all__ = ["Cluster", "ClusterView", "cluster_support", "AGENT_PROVIDER", "install_agent",
-           "installed_cli",
+           "installed_cli", "installed_alert_agent",
            "uninstall_agent"]
 
 import json
@@ -90,6 +90,11 @@ def installed_cli(provider: str = AGENT_PROVIDER) -> str:
     return f"/usr/lib/{provider}-ocf/bin/berofos"
 
 
+def installed_alert_agent(provider: str = AGENT_PROVIDER) -> str:
+    """Where :func:`install_agent` puts the alert agent (``ALERTDIR`` beside ``BINDIR``)."""
+    return f"/usr/lib/{provider}-ocf/libexec/berofos-ocf/berofos-alert"
+
+
 def install_agent(provider: str = AGENT_PROVIDER) -> Path:
     """``make install`` under ``ocf:PROVIDER:berofos``, as a user would install it."""
     _run(["make", "-s", "install"] + _install_variables(provider), cwd=ROOT)
@@ -132,6 +137,15 @@ class ClusterView:
 
     def running(self, resource: str) -> list[str]:
         return sorted(self.instances(resource))
+
+    def node_attributes(self) -> dict[str, dict[str, str]]:
+        """Node → its attributes (``crm_mon -A``; the view must come with them)."""
+        found: dict[str, dict[str, str]] = {}
+        for node in self.root.iter("node"):
+            for attribute in node.iter("attribute"):
+                found.setdefault(node.get("name"), {})[attribute.get("name")] = \
+                    attribute.get("value")
+        return found
 
     def failures(self) -> list[dict]:
         return [dict(f.attrib) for f in self.root.iter("failure")]
@@ -324,7 +338,31 @@ class Cluster:
             _run(pcs + ["constraint", "location", "isdn-clone", "avoids", "node3"])
         if self.prefer:
             self.add_preference(self.prefer, pcs=pcs)
+        self._alerts(pcs)
         self.cib = cib
+
+    def _alerts(self, pcs: list[str]) -> None:
+        """The README's alert agent, its recipient a file every node can append to.
+
+        The agent runs as hacluster: the file lives in a directory of its own
+        under /tmp (the test's own directory is root's only), shared by the
+        nodes (only /run and /dev/shm are private to each).
+        """
+        import tempfile
+
+        self.alerts_dir = Path(tempfile.mkdtemp(prefix="berofos-alerts-", dir="/tmp"))
+        self.alerts_dir.chmod(0o755)
+        self.alerts_file = self.alerts_dir / "alerts.log"
+        self.alerts_file.touch()
+        shutil.chown(self.alerts_file, _HACLUSTER)
+        _run(pcs + ["alert", "create", f"path={installed_alert_agent(self.provider)}",
+                    "id=berofos-alert", "options", "syslog=no"])
+        _run(pcs + ["alert", "recipient", "add", "berofos-alert",
+                    f"value={self.alerts_file}", "id=berofos-alert-file"])
+
+    def alerts(self) -> list[str]:
+        """The lines the alert agent wrote so far."""
+        return self.alerts_file.read_text().splitlines()
 
     def _node_dir(self, node: str) -> Path:
         return self.dir / node
@@ -400,11 +438,12 @@ class Cluster:
         kwargs.setdefault("check", False)
         return _run(self.on_argv(node, argv), **kwargs)
 
-    def view(self, node: str | None = None) -> ClusterView | None:
+    def view(self, node: str | None = None, *, attributes: bool = False) -> ClusterView | None:
         """The cluster as a live node sees it (None if no node answers)."""
         candidates = [node] if node else [n for n in self.nodes if n in self.init_pids]
+        argv = ["crm_mon", "-1", "--output-as=xml"] + (["-A"] if attributes else [])
         for name in candidates:
-            result = self.on(name, ["crm_mon", "-1", "--output-as=xml"], timeout=10)
+            result = self.on(name, argv, timeout=10)
             if result.returncode == 0 and result.stdout.strip():
                 return ClusterView(result.stdout)
         return None
@@ -526,6 +565,8 @@ class Cluster:
         for veth in [*self.veth.values(), self.arbiter_veth]:
             subprocess.run(["ip", "link", "del", veth], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        if getattr(self, "alerts_dir", None):
+            shutil.rmtree(self.alerts_dir, ignore_errors=True)
 
     def __enter__(self) -> Cluster:
         try:

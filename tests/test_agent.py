@@ -1035,3 +1035,13 @@ def test_reload_agent_checks_the_new_parameters_and_restarts_nothing(lab):
     bad = lab.node1.run("reload-agent", OCF_RESKEY_http_timeout="soon")
     assert bad.rc == OCFStatus.ERR_CONFIGURED
     assert lab.emulator.relay_log() == []
+
+
+def test_run_files_are_readable_by_the_alert_agent_whatever_the_umask(lab):
+    """Pacemaker's executor runs agents with umask 027; the alert agent runs as hacluster."""
+    env = dict(lab.node1.env)
+    result = subprocess.run(["sh", "-c", f"umask 077; exec {lab.node1.program} start"],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for path in (lab.node1.marker, lab.node1.state_file):
+        assert path.stat().st_mode & 0o777 == 0o644, path

@@ -16,6 +16,7 @@ failover time is measured.
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import time
 
@@ -115,6 +116,36 @@ def test_hard_failure_of_the_promoted_node(cluster, arbiter):
     print(f"relays moved {moved['time'] - killed_at:.2f} s after node1 was killed")
     assert_quiet(lab, 5, "node2")
     assert len(lab.relay_log()) == 1
+    # the alert agent: exactly one "lines moved", naming both nodes and why
+    moved_alerts = [line for line in lab.alerts() if "ISDN lines moved" in line]
+    assert len(moved_alerts) == 1, lab.alerts()
+    assert moved_alerts[0].endswith("ISDN lines moved from node1 to node2 "
+                                    "(promote of isdn after the loss of node1)")
+
+
+def test_changing_http_timeout_reloads_and_restarts_nothing(cluster):
+    """http_timeout is reloadable (OCF 1.1 reload-agent): pcs resource update reloads
+    each instance in place; nothing stops, nothing moves."""
+    lab = cluster(2, arbiter=True)
+    assert lab.wait_promoted(90) == "node1"
+    time.sleep(2)
+    logs = {node: lab.dir / node / "log-pacemaker" / "pacemaker.log" for node in lab.nodes}
+    seen = {node: len(path.read_text().splitlines()) for node, path in logs.items()}
+    lab.crm("node1", "pcs", "resource", "update", "isdn", "http_timeout=5")
+
+    def reloaded(view):
+        fresh = {node: path.read_text().splitlines()[seen[node]:]
+                 for node, path in logs.items()}
+        done = [node for node, lines in fresh.items()
+                if any("reload-agent" in line and "ok" in line and "Result of" in line
+                       for line in lines)]
+        return fresh if sorted(done) == ["node1", "node2"] else None
+    fresh = lab.wait_for(reloaded, 60, "both instances reloaded")
+    for node, lines in fresh.items():
+        assert not [line for line in lines if re.search(r"Initiating (stop|start) operation "
+                                                        r"isdn", line)], node
+    assert_quiet(lab, MONITOR_INTERVAL + 2, "node1")
+    assert changes(lab) == []
 
 
 def test_partition_of_the_promoted_node_in_three(cluster):
@@ -256,6 +287,13 @@ def test_killed_node_rejoins_unpromoted_then_moves_back_once_when_preferred(clus
                  "node1 back, unpromoted", node="node2")
     assert_quiet(lab, MONITOR_INTERVAL + 3, "node2")  # the lines stay on node2
     assert len(lab.relay_log()) == 1
+    # where the lines are, as crm_mon -A shows each node's view
+    attributes = lab.wait_for(
+        lambda v: (v.node_attributes() if v.node_attributes().get("node1", {}).get("isdn-lines")
+                   else None), 30, "node1's attributes", node="node2")
+    assert attributes["node1"]["isdn-lines"] == "node2"
+    assert attributes["node2"]["isdn-lines"] == "here"
+    assert attributes["node1"]["isdn-health"] == attributes["node2"]["isdn-health"] == "ok"
     lab.crm("node2", "pcs", "constraint", "location", "isdn-clone", "rule", "role=Promoted",
             "score=50", "#uname", "eq", "node1")
     back = wait_relays(lab, 2, 3 * MONITOR_INTERVAL)[1]
