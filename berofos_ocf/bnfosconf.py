@@ -390,6 +390,7 @@ def write_bnfos_conf(path: str, data: bytes) -> None:
     file and directory are synced before and after the rename, so that a
     crash leaves the old file or the new one, never an empty one.
     """
+    _refuse_planted_links(path)
     target = os.path.realpath(path)
     directory = os.path.dirname(target)
     try:
@@ -413,6 +414,31 @@ def write_bnfos_conf(path: str, data: bytes) -> None:
             os.unlink(temporary)
         raise
     _sync_directory(directory)
+
+
+def _refuse_planted_links(path: str, hops: int = 40) -> None:
+    """Refuse to follow a link that another user planted where anyone may write.
+
+    realpath() resolves links in user space, so the kernel's
+    ``fs.protected_symlinks`` never gets to apply its rule; this applies it:
+    in a world-writable directory with the sticky bit (``/tmp``), a link is
+    followed only when it belongs to the writer or to the directory's owner.
+    Otherwise ``berofos scan --write /tmp/bnfos.conf`` run as root would replace
+    whatever file a local user pointed that name at.
+    """
+    for _ in range(hops):
+        try:
+            link = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISLNK(link.st_mode):
+            return
+        parent = os.stat(os.path.dirname(os.path.abspath(path)))
+        shared = parent.st_mode & stat.S_IWOTH and parent.st_mode & stat.S_ISVTX
+        if shared and link.st_uid not in (os.geteuid(), parent.st_uid):
+            raise ConfigFileError("a link another user made in a directory anyone may write "
+                                  "to: not written through", path=path, kind="permission")
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
 
 
 def _written_mode(old: os.stat_result | None, private: bool) -> int:

@@ -21,8 +21,7 @@ as a dropped connection.  Device text quoted in an error goes through
 in parallel threads, until all are done or the deadline has passed, whichever
 comes first, with a typed :class:`DeviceResult` per device (its value, or the
 :class:`~berofos_ocf.errors.BerofosError` that prevented it).
-:func:`read_status` reads every device with it; :func:`for_each_device` is its
-older, untyped form (value or exception), kept for the agent's promote.
+:func:`read_status` reads every device with it.
 
 With the ``berofos_ocf.client`` logger at DEBUG (``berofos -v``), every
 request is logged with its outcome and duration; a request that carries a
@@ -40,7 +39,6 @@ __all__ = [
     "DeviceResult",
     "DeviceStatus",
     "on_every_device",
-    "for_each_device",
     "read_status",
 ]
 
@@ -647,17 +645,6 @@ def on_every_device(action: Callable[[_Item], _Value], items: Sequence[_Item],
         else:
             results.append(DeviceResult(entry, slot[0]))
     return results
-
-
-def for_each_device(function, items: list, deadline: Deadline, *, label=lambda item: str(item)):
-    """Call ``function(item)`` for every item in parallel; return the outcomes in order.
-
-    The untyped form of :func:`on_every_device`: an outcome is the function's
-    return value or the exception it raised (bugs included); items still
-    running when ``deadline`` expires get a :class:`DeviceTimeout`.
-    """
-    return [_late(label(item)) if slot is None else slot[1] or slot[0]
-            for item, slot in zip(items, _in_parallel(function, items, deadline))]
 
 
 def read_status(clients: list[BerofosClient], deadline: Deadline) -> list[DeviceStatus]:

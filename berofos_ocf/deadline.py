@@ -31,6 +31,10 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 
+    def expire(self) -> None:
+        """End the budget now: whoever asks next finds no time left."""
+        self._end = self._clock()
+
     def bound(self, seconds: float) -> float:
         """``seconds``, or less if the budget ends sooner."""
         return min(seconds, self.remaining())

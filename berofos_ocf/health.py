@@ -303,10 +303,16 @@ def _watchdog_risk(values: dict) -> WatchdogRisk:
     return WatchdogRisk.NONE
 
 
+# The lines a judgement rests on besides mode: without them the power-on mode,
+# the scenario or the watchdog cannot be told.  A firmware that lacks another
+# line (what real firmware prints is not fully known) is not a problem.
+_RELIED_ON = ("modedef", "scenario", "wdog", "wdogdef", "wdogstate")
+
+
 def _oddities(settings: Settings) -> list[str]:
     """What a usable answer lacks or holds that no firmware prints, in words."""
     odd = []
-    missing = [KEYS_BY_NAME[name].wire for name in settings.missing() if name != "mode"]
+    missing = [KEYS_BY_NAME[name].wire for name in settings.missing() if name in _RELIED_ON]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         odd.append(f"no {', '.join(missing[:3])}{more} line (cut short?)")

@@ -26,6 +26,7 @@ __all__ = [
     "UNPROMOTED",
     "PROMOTED",
     "UnsafeRunDirectory",
+    "ForeignFile",
     "RunDirectory",
     "RoleMarker",
     "InstanceState",
@@ -33,6 +34,7 @@ __all__ = [
     "promoted_instances",
 ]
 
+import errno
 import os
 import stat
 
@@ -48,6 +50,10 @@ _MAX_FILE = 64 * 1024  # what the agent writes is a few hundred bytes
 
 class UnsafeRunDirectory(OSError):
     """The run directory is writable by others without the sticky bit, or not a directory."""
+
+
+class ForeignFile(OSError):
+    """A file of the run directory that neither root nor this user wrote: not the agent's."""
 
 
 class RunDirectory:
@@ -73,14 +79,22 @@ class RunDirectory:
                                      f"bit: chmod o-w or +t {self.path}")
 
     def read(self, name: str) -> str | None:
-        """The text of ``name``, None if absent; a link or a non-regular file is an OSError."""
+        """The text of ``name``, None if absent.
+
+        A link, a non-regular file, or a file owned by someone other than root
+        or this user (in a directory others may write to, with the sticky bit)
+        is an OSError: the agent never wrote it.
+        """
         try:
             descriptor = os.open(self.file(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         with os.fdopen(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise OSError(f"{self.file(name)} is not a regular file")
+            if info.st_uid not in (0, os.geteuid()):
+                raise ForeignFile(f"{self.file(name)} belongs to user {info.st_uid}")
             data = handle.read(_MAX_FILE + 1)
         if len(data) > _MAX_FILE:
             raise OSError(f"{self.file(name)} is larger than {_MAX_FILE} bytes")
@@ -148,8 +162,14 @@ class RoleMarker:
         """The role, or None when the instance is not started here."""
         try:
             text = self.run_dir.read(self.name)
-        except (OSError, UnicodeDecodeError):
+        except ForeignFile:
+            return None  # planted by someone else: this instance never started here
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                return None  # a link: the agent never writes one
             return UNPROMOTED  # there but unreadable: started, role unknown → the safe one
+        except UnicodeDecodeError:
+            return UNPROMOTED
         if text is None:
             return None
         role = text.strip()
@@ -176,8 +196,8 @@ class InstanceState:
 
     FIELDS = {"node": "", "own_mode": None, "config": "", "devices": list, "score": None,
               "failed_reads": 0, "unusable_since": None, "problem": "",
-              "promoted_with_peer": None, "yielded_to": None, "yielded_since": None,
-              "attributes": dict}
+              "split_guard": False, "promoted_with_peer": None, "yielded_to": None,
+              "yielded_since": None, "attributes": dict}
     __slots__ = tuple(FIELDS)
 
     def __init__(self, **values) -> None:

@@ -126,8 +126,10 @@ __all__ = ["DeviceOptions", "entries_for", "PASSWORD", "PYTHON", "ROOT", "FIXTUR
 
 CRM_ATTRIBUTE_FAKE = """#!/bin/sh
 # Records how the agent sets its promotion score; takes $FAKE_CRM_DELAY seconds
-# and exits with $FAKE_CRM_STATUS.
+# and exits with $FAKE_CRM_STATUS.  Asked for stonith-enabled, answers
+# $FAKE_STONITH (default: true, Pacemaker's default).
 [ -z "$FAKE_CRM_DELAY" ] || sleep "$FAKE_CRM_DELAY"
+case "$*" in *stonith-enabled*) echo "${FAKE_STONITH:-true}"; exit 0;; esac
 printf '%s\\n' "$*" >> "$FAKE_CRM_LOG"
 exit "${FAKE_CRM_STATUS:-0}"
 """
@@ -289,6 +291,13 @@ class Agent:
     def state(self) -> dict:
         """The agent's memory between actions (berofos_ocf.runstate.InstanceState)."""
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def in_two_node_cluster_without_fencing(self) -> None:
+        """Every later action sees two nodes, two_node, stonith-enabled=false, no qdevice."""
+        cmap = self.dir / "cmap"
+        cmap.write_text("nodelist.node.0.name (str) = node1\nnodelist.node.1.name (str) = "
+                        "node2\nquorum.two_node (u8) = 1\n")
+        self.env.update(FAKE_CMAP=str(cmap), FAKE_STONITH="false")
 
     def backdate_failure(self, seconds: float) -> None:
         """Make the current streak of failed reads look ``seconds`` older (no waiting)."""

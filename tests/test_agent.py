@@ -166,7 +166,7 @@ def test_device_unreachable_at_start(lab):
 def test_device_unreachable_at_promote(lab):
     lab.node2.run("start")
     lab.emulator.control.power("fos2", "off")
-    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=4000)
+    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=6000)
     assert run.rc == OCFStatus.ERR_GENERIC
     assert run.reason.startswith("fos2 (127.0.0.1:")
     assert "relays not all moved to A--D for node2" in run.reason
@@ -175,7 +175,7 @@ def test_device_unreachable_at_promote(lab):
     assert lab.emulator.control.device("fos2")["refused_connections"] >= 2  # retried
     moved = [(e["device"], e["old"], e["new"], e["cause"]) for e in lab.emulator.relay_log()]
     assert moved == [("fos2", 1, 0, "power-off"), ("fos1", 1, 0, "http")]
-    assert run.elapsed < 4.0
+    assert run.elapsed < 6.0  # within its timeout: a budget of 4.5 s, then the score
 
 
 def test_wrong_password(emulator_process, tmp_path):
@@ -203,11 +203,11 @@ def test_wrong_password(emulator_process, tmp_path):
 def test_broken_answers_give_a_clear_error_per_device(lab, fault, details, text):
     lab.node2.run("start")
     lab.emulator.control.fault("fos2", fault, **details)
-    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=4000)
+    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=6000)
     assert run.rc == OCFStatus.ERR_GENERIC
     assert run.reason.startswith("fos2 (127.0.0.1:") and text in run.reason
     assert "Traceback" not in run.stderr + lab.node2.log()
-    assert run.elapsed < 4.0
+    assert run.elapsed < 6.0
     assert [e["device"] for e in lab.emulator.relay_log()] == ["fos1"]  # fos2 never moved
     assert lab.node2.role() == "unpromoted"
 
@@ -230,9 +230,9 @@ def test_hanging_device_promote_ends_before_the_timeout(lab):
     lab.node2.run("start")
     lab.emulator.control.fault("fos1", "hang")
     # a slow crm_attribute too: the time kept for it lets promote withdraw its score
-    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=5000, FAKE_CRM_DELAY="0.3")
+    run = lab.node2.run("promote", OCF_RESKEY_CRM_meta_timeout=7000, FAKE_CRM_DELAY="0.3")
     assert run.rc == OCFStatus.ERR_GENERIC and run.reason.startswith("fos1 (127.0.0.1:")
-    assert run.elapsed < 5.0  # Pacemaker would SIGKILL it at 5 s
+    assert run.elapsed < 7.0  # Pacemaker would SIGKILL it at 7 s (the budget: 5.25 s)
     assert lab.node2.role() == "unpromoted"
     assert lab.node2.last_score() == "-INFINITY"
     assert "could not" not in lab.node2.log()
@@ -869,79 +869,126 @@ def test_links_planted_in_the_run_directory_are_never_followed(lab, tmp_path, pl
 
 # -- the split guard: two promoted halves do not play ping-pong ------------------------------
 
-def test_split_guard_the_holder_yields_to_a_promote_from_out_of_sight(lab):
-    node1, node2 = lab.node1, lab.node2
-    together, alone1, alone2 = "node1 node2", "node1", "node2"
-    node1.run("start", FAKE_PARTITION=together)
-    node2.run("start", FAKE_PARTITION=together)
-    assert node1.run("promote", FAKE_PARTITION=together).rc == 0
-    assert node1.state()["promoted_with_peer"] is True
-    # the link between the nodes fails: node2, alone, is promoted by its half
-    assert node2.run("promote", FAKE_PARTITION=alone2).rc == 0
+TOGETHER, ALONE1, ALONE2 = "node1 node2", "node1", "node2"  # crm_node -p of each half
+
+
+@pytest.fixture
+def split_lab(lab):
+    """The lab in a two-node cluster with two_node, no fencing and no quorum device."""
+    lab.node1.in_two_node_cluster_without_fencing()
+    lab.node2.in_two_node_cluster_without_fencing()
+    return lab
+
+
+def node2_promoted_by_the_other_half(lab) -> None:
+    """node1 held the lines with node2 in sight; the link fails; node2, alone, is promoted."""
+    lab.node1.run("start", FAKE_PARTITION=TOGETHER)
+    lab.node2.run("start", FAKE_PARTITION=TOGETHER)
+    assert lab.node1.run("promote", FAKE_PARTITION=TOGETHER).rc == 0
+    assert lab.node1.state()["promoted_with_peer"] is True
+    assert lab.node2.run("promote", FAKE_PARTITION=ALONE2).rc == 0
     assert relays(lab.emulator) == [0, 0]
-    run = node1.run("monitor", FAKE_PARTITION=alone1)
-    assert run.rc == OCFStatus.FAILED_PROMOTED
-    assert "not taking them back" in node1.log()
-    assert node1.last_score() == "-INFINITY" and node1.state()["yielded_to"] == "node2"
-    # Pacemaker recovers node1 in place: demote, stop, start; nothing can promote it
+
+
+def node1_recovered_after_yielding(lab) -> None:
+    """node1's monitor yields; Pacemaker recovers it in place: demote, stop, start."""
+    assert lab.node1.run("monitor", FAKE_PARTITION=ALONE1).rc == OCFStatus.FAILED_PROMOTED
     for action in ("demote", "stop", "start"):
-        assert node1.run(action, FAKE_PARTITION=alone1).rc == 0
-    assert node1.last_score() == "-INFINITY"
-    run = node1.run("monitor", interval=11000, FAKE_PARTITION=alone1)
+        assert lab.node1.run(action, FAKE_PARTITION=ALONE1).rc == 0
+
+
+def test_split_guard_the_holder_yields_to_a_promote_from_out_of_sight(split_lab):
+    lab = split_lab
+    node2_promoted_by_the_other_half(lab)
+    run = lab.node1.run("monitor", FAKE_PARTITION=ALONE1)
+    assert run.rc == OCFStatus.FAILED_PROMOTED
+    assert "not taking them back" in lab.node1.log()
+    assert lab.node1.last_score() == "-INFINITY" and lab.node1.state()["yielded_to"] == "node2"
+    for action in ("demote", "stop", "start"):  # nothing can promote node1 again
+        assert lab.node1.run(action, FAKE_PARTITION=ALONE1).rc == 0
+    assert lab.node1.last_score() == "-INFINITY"
+    run = lab.node1.run("monitor", interval=11000, FAKE_PARTITION=ALONE1)
     assert run.rc == OCFStatus.DEGRADED and "lines left to node2" in run.reason
-    assert node2.run("monitor", FAKE_PARTITION=alone2).rc == OCFStatus.RUNNING_PROMOTED
+    assert lab.node2.run("monitor", FAKE_PARTITION=ALONE2).rc == OCFStatus.RUNNING_PROMOTED
     switches = len(lab.emulator.relay_log())
     # the link is back: node1 sees node2 again and scores as usual, nothing moves
-    assert node1.run("monitor", interval=11000, FAKE_PARTITION=together).rc == 0
-    assert node1.last_score() == "100" and node1.state()["yielded_to"] is None
+    assert lab.node1.run("monitor", interval=11000, FAKE_PARTITION=TOGETHER).rc == 0
+    assert lab.node1.last_score() == "100" and lab.node1.state()["yielded_to"] is None
     assert len(lab.emulator.relay_log()) == switches
 
 
-def test_split_guard_a_probe_ends_the_yield(lab):
-    lab.node1.run("start", FAKE_PARTITION="node1 node2")
-    lab.node1.run("promote", FAKE_PARTITION="node1 node2")
-    lab.node2.run("start", FAKE_PARTITION="node2")
-    lab.node2.run("promote", FAKE_PARTITION="node2")
-    lab.node1.run("monitor", FAKE_PARTITION="node1")
-    for action in ("demote", "stop", "start"):
-        lab.node1.run(action, FAKE_PARTITION="node1")
+@pytest.mark.parametrize("safety", ["fencing", "arbiter"])
+def test_split_guard_sleeps_where_the_cluster_cannot_split(split_lab, safety):
+    """With fencing or a quorum device the losing half is stopped or fenced: a yield
+    could only be wrong (lines moved by hand while the peer is down)."""
+    lab = split_lab
+    for node in (lab.node1, lab.node2):
+        if safety == "fencing":
+            node.env["FAKE_STONITH"] = "true"
+        else:
+            cmap = Path(node.env["FAKE_CMAP"])
+            cmap.write_text(cmap.read_text() + "quorum.device.model (str) = net\n")
+    node2_promoted_by_the_other_half(lab)
+    assert lab.node1.state()["split_guard"] is False
+    assert lab.node1.run("monitor", FAKE_PARTITION=ALONE1).rc == OCFStatus.FAILED_PROMOTED
+    assert lab.node1.state()["yielded_to"] is None and lab.node1.last_score() == "100"
+
+
+def test_split_guard_a_probe_ends_the_yield(split_lab):
+    lab = split_lab
+    node2_promoted_by_the_other_half(lab)
+    node1_recovered_after_yielding(lab)
     assert lab.node1.state()["yielded_to"] == "node2"
     assert lab.node1.last_score() == "-INFINITY"
     # 'pcs resource cleanup': the operator knows node2 is down, Pacemaker probes
-    assert lab.node1.probe(FAKE_PARTITION="node1").rc == OCFStatus.SUCCESS
+    assert lab.node1.probe(FAKE_PARTITION=ALONE1).rc == OCFStatus.SUCCESS
     assert lab.node1.state()["yielded_to"] is None and lab.node1.last_score() == "100"
     assert "a probe (cleanup) asked for a fresh look" in lab.node1.log()
 
 
-def test_split_guard_the_node_that_took_over_repairs(lab):
+def test_split_guard_an_unreadable_device_does_not_end_the_yield(split_lab):
+    lab = split_lab
+    node2_promoted_by_the_other_half(lab)
+    node1_recovered_after_yielding(lab)
+    for device in ("fos1", "fos2"):
+        lab.emulator.control.power(device, "off")
+    lab.node1.run("monitor", interval=11000, FAKE_PARTITION=ALONE1)
+    assert lab.node1.state()["yielded_to"] == "node2"
+    assert lab.node1.last_score() == "-INFINITY"
+
+
+def test_split_guard_the_node_that_took_over_repairs(split_lab):
     """node2 was promoted after losing sight of node1 (node1 died).  The device reboots
     with a power-on mode someone set back to node1: node2 must take the lines back,
     not yield to a dead node."""
-    lab.node2.run("start", FAKE_PARTITION="node2")
-    assert lab.node2.run("promote", FAKE_PARTITION="node2").rc == 0
+    lab = split_lab
+    lab.node2.run("start", FAKE_PARTITION=ALONE2)
+    assert lab.node2.run("promote", FAKE_PARTITION=ALONE2).rc == 0
     assert lab.node2.state()["promoted_with_peer"] is False
     for device in ("fos1", "fos2"):
         lab.emulator.control.set_values(device, mode=1, modedef=1)
-    assert lab.node2.run("monitor", FAKE_PARTITION="node2").rc == OCFStatus.FAILED_PROMOTED
+    assert lab.node2.run("monitor", FAKE_PARTITION=ALONE2).rc == OCFStatus.FAILED_PROMOTED
     assert lab.node2.state()["yielded_to"] is None and lab.node2.last_score() == "100"
-    assert lab.node2.run("promote", FAKE_PARTITION="node2").rc == 0
+    assert lab.node2.run("promote", FAKE_PARTITION=ALONE2).rc == 0
     assert relays(lab.emulator) == [0, 0]
 
 
-def test_split_guard_without_the_partition_falls_back_to_pacemaker(lab):
-    lab.node1.run("start", FAKE_PARTITION="node1 node2")
-    lab.node1.run("promote", FAKE_PARTITION="node1 node2")
+def test_split_guard_without_the_partition_falls_back_to_pacemaker(split_lab):
+    lab = split_lab
+    lab.node1.run("start", FAKE_PARTITION=TOGETHER)
+    lab.node1.run("promote", FAKE_PARTITION=TOGETHER)
     lab.node2.run("start")
     lab.node2.run("promote")
     assert lab.node1.run("monitor").rc == OCFStatus.FAILED_PROMOTED  # crm_node -p fails
     assert lab.node1.state()["yielded_to"] is None  # migration-threshold bounds it instead
 
 
-def test_promoted_with_the_peer_is_learnt_by_later_monitors(lab):
-    lab.node2.run("start", FAKE_PARTITION="node2")
-    lab.node2.run("promote", FAKE_PARTITION="node2")
+def test_promoted_with_the_peer_is_learnt_by_later_monitors(split_lab):
+    lab = split_lab
+    lab.node2.run("start", FAKE_PARTITION=ALONE2)
+    lab.node2.run("promote", FAKE_PARTITION=ALONE2)
     assert lab.node2.state()["promoted_with_peer"] is False
-    lab.node2.run("monitor", FAKE_PARTITION="node1 node2")
+    lab.node2.run("monitor", FAKE_PARTITION=TOGETHER)
     assert lab.node2.state()["promoted_with_peer"] is True
 
 
@@ -949,37 +996,20 @@ def test_start_warns_about_two_nodes_without_fencing_or_arbiter(lab, tmp_path):
     cmap = tmp_path / "cmap"
     cmap.write_text("nodelist.node.0.name (str) = node1\nnodelist.node.1.name (str) = node2\n"
                     "quorum.two_node (u8) = 1\n")
-    lab.node1.env["FAKE_CRM_STATUS"] = "0"
-    assert lab.node1.run("start", FAKE_CMAP=cmap).rc == 0
-    # the fake crm_attribute answers every query with nothing: stonith-enabled not "false"
+    assert lab.node1.run("start", FAKE_CMAP=cmap).rc == 0  # stonith-enabled: true
     assert "no fencing and no qdevice" not in lab.node1.log()
-    fake = tmp_path / "fakebin" / "crm_attribute"
-    fake.write_text(fake.read_text().replace('exit "${FAKE_CRM_STATUS:-0}"',
-                                             'case "$*" in *stonith-enabled*) echo false;; esac\n'
-                                             'exit "${FAKE_CRM_STATUS:-0}"'))
-    assert lab.node1.run("stop").rc == 0 and lab.node1.run("start", FAKE_CMAP=cmap).rc == 0
+    assert lab.node1.state()["split_guard"] is False
+    assert lab.node1.run("stop").rc == 0
+    assert lab.node1.run("start", FAKE_CMAP=cmap, FAKE_STONITH="false").rc == 0
     warnings = [line for line in lab.node1.log().splitlines() if "no fencing and no qdevice"
                 in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0]
+    assert lab.node1.state()["split_guard"] is True  # the split guard is armed
     cmap.write_text(cmap.read_text() + "quorum.device.model (str) = net\n")
-    assert lab.node1.run("validate-all", OCF_CHECK_LEVEL=10, FAKE_CMAP=cmap).rc == 0
+    assert lab.node1.run("validate-all", OCF_CHECK_LEVEL=10, FAKE_CMAP=cmap,
+                         FAKE_STONITH="false").rc == 0
     assert len([line for line in lab.node1.log().splitlines()
                 if "no fencing and no qdevice" in line]) == 1
-
-
-def test_split_guard_an_unreadable_device_does_not_end_the_yield(lab):
-    lab.node1.run("start", FAKE_PARTITION="node1 node2")
-    lab.node1.run("promote", FAKE_PARTITION="node1 node2")
-    lab.node2.run("start", FAKE_PARTITION="node2")
-    lab.node2.run("promote", FAKE_PARTITION="node2")
-    lab.node1.run("monitor", FAKE_PARTITION="node1")
-    for action in ("demote", "stop", "start"):
-        lab.node1.run(action, FAKE_PARTITION="node1")
-    for device in ("fos1", "fos2"):
-        lab.emulator.control.power(device, "off")
-    lab.node1.run("monitor", interval=11000, FAKE_PARTITION="node1")
-    assert lab.node1.state()["yielded_to"] == "node2"
-    assert lab.node1.last_score() == "-INFINITY"
 
 
 # -- what people read in crm_mon -A ------------------------------------------------------------
@@ -1011,12 +1041,23 @@ def test_node_attributes_say_where_the_lines_are_and_change_only_when_they_chang
     assert node1.attributes() == {}
 
 
-def test_node_attributes_are_bounded_and_printable(lab):
-    lab.node1.run("start")
-    lab.emulator.control.fault("fos1", "status", status=500)
-    lab.node1.run("monitor", interval=11000)
-    health = lab.node1.attributes()["isdn-health"]
-    assert health.isprintable() and len(health) <= 80 + len("... (NNN characters)")
+def test_node_attributes_are_bounded_and_printable(lab, tmp_path):
+    """A device that answers a hostile reason phrase (20 kB, CR, an escape, a forged log
+    line) cannot push it into crm_mon -A."""
+    from .test_client_hostile import RawServer
+
+    reason = ("x" * 20_000 + "\r\x1b[2J forged: fos1 relays A--D -> A--B").encode()
+    with RawServer(lambda conn: conn.sendall(b"HTTP/1.0 500 " + reason + b"\r\n"
+                                             b"Content-Length: 0\r\n\r\n")) as server:
+        conf = tmp_path / "hostile.conf"
+        conf.write_text(f"[fos1]\nhost = 127.0.0.1:{server.port}\n")
+        conf.chmod(0o600)
+        agent = Agent(tmp_path, conf, "node1")
+        agent.run("start")
+        agent.run("monitor", interval=11000)
+    health = agent.attributes()["isdn-health"]
+    assert health.isprintable() and "\x1b" not in health and "\r" not in health
+    assert len(health) <= 80 + len("... (NNNNN characters)")
 
 
 def test_no_node_attributes_outside_a_promotable_clone(lab):
@@ -1045,3 +1086,20 @@ def test_run_files_are_readable_by_the_alert_agent_whatever_the_umask(lab):
     assert result.returncode == 0, result.stderr
     for path in (lab.node1.marker, lab.node1.state_file):
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+@pytest.mark.parametrize("planted", ["link", "foreign"])
+def test_a_marker_the_agent_never_wrote_is_not_a_started_instance(lab, tmp_path, planted):
+    """In a run directory others may write to (sticky), a planted marker saying
+    'promoted' must not make a probe report a promoted instance here."""
+    run_dir = lab.node1.marker.parent
+    run_dir.chmod(0o1777)
+    if planted == "link":
+        target = tmp_path / "promoted.txt"
+        target.write_text("promoted\n")
+        lab.node1.marker.symlink_to(target)
+    else:
+        lab.node1.marker.write_text("promoted\n")
+        os.chown(lab.node1.marker, 65534, 65534)
+    assert lab.node1.probe().rc == OCFStatus.NOT_RUNNING
+    assert lab.emulator.relay_log() == []

@@ -440,3 +440,23 @@ def test_merge_asks_before_moving_a_known_device():
     assert asked == [("fos1", "10.6.6.6")]  # the device that did not move is not asked about
     assert [d.address for d in merged] == ["10.100.0.201", "10.100.0.202"]
     assert existing[0].host == "10.100.0.201"  # the caller's list is not changed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a link owned by nobody")
+def test_a_link_planted_by_another_user_in_a_shared_directory_is_not_written_through(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    precious = tmp_path / "shadow"
+    precious.write_text("root:secret\n")
+    planted = shared / "bnfos.conf"
+    planted.symlink_to(precious)
+    os.lchown(planted, 65534, 65534)
+    with pytest.raises(ConfigFileError, match="another user") as caught:
+        write_bnfos_conf(str(planted), b"[fos1]\nhost = 10.0.0.5\n")
+    assert caught.value.kind == "permission"
+    assert precious.read_text() == "root:secret\n"
+    own = shared / "mine.conf"
+    own.symlink_to(precious)  # root's own link there is followed, as before
+    write_bnfos_conf(str(own), b"[fos1]\nhost = 10.0.0.5\n")
+    assert "host = 10.0.0.5" in precious.read_text()

@@ -882,6 +882,19 @@ def test_switch_refuses_while_pacemaker_manages_the_lines(two_devices, tmp_path)
     assert forced.returncode == 0 and len(emulator.relay_log()) == 2
 
 
+def test_set_refuses_the_relays_while_pacemaker_manages_the_lines(two_devices, tmp_path):
+    emulator, conf = two_devices
+    env = fake_cluster_tools(tmp_path, CRM_MON.format(maintenance="false", managed="true",
+                                                      provider="berofos"))
+    for assignment in ("mode=0", "modedef=0"):
+        result = berofos("-c", conf, "set", assignment, env=env)
+        assert_one_line_error(result, 2, "--promoted")
+    assert emulator.relay_log() == []
+    assert berofos("-c", conf, "set", "wdogitime=60", env=env).returncode == 0  # not relays
+    forced = berofos("-c", conf, "set", "mode=0", "modedef=0", "--force", env=env)
+    assert forced.returncode == 0 and len(emulator.relay_log()) == 2
+
+
 @pytest.mark.parametrize("maintenance, managed, status", [
     ("true", "true", 0),    # maintenance mode: switching by hand is what it is for
     ("false", "false", 0),  # is-managed=false, or the node in maintenance

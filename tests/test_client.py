@@ -14,7 +14,6 @@ from berofos_ocf.client import (
     BerofosClient,
     DeviceResult,
     DeviceStatus,
-    for_each_device,
     on_every_device,
     read_status,
 )
@@ -311,11 +310,13 @@ def test_devices_are_read_concurrently():
         assert max(r["received"] for r in requests) < min(r["time"] for r in requests)
 
 
-def test_for_each_device_gives_up_at_the_deadline():
-    outcomes = for_each_device(lambda seconds: time.sleep(seconds) or seconds, [0, 30],
-                               Deadline(0.5), label=lambda s: f"item{s}")
-    assert outcomes[0] == 0
-    assert isinstance(outcomes[1], DeviceTimeout) and outcomes[1].device == "item30"
+def test_on_every_device_gives_up_at_the_deadline():
+    entries = [DeviceEntry(f"item{seconds}", host="127.0.0.1") for seconds in (0, 30)]
+    results = on_every_device(lambda entry: time.sleep(int(entry.name[4:])) or entry.name,
+                              entries, Deadline(0.5), device=lambda entry: entry)
+    assert results[0].ok and results[0].value == "item0"
+    assert isinstance(results[1].error, DeviceTimeout) and results[1].error.device.startswith(
+        "item30")
 
 
 def test_proxy_variables_are_ignored(emulator, monkeypatch):

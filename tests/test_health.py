@@ -113,11 +113,20 @@ def test_fixes_name_the_devices_as_they_were_given():
 def test_an_answer_without_a_relay_mode_is_not_usable():
     status = read()
     del status.settings.raw["4_mode"]
-    del status.settings.raw["0_wretv"]
+    del status.settings.raw["1_rm"]
     health = DeviceHealth.of(status)
     assert health.kinds() == [ProblemKind.BAD_ANSWER] and not health.usable
     assert health.unusable_reason == ("fos1 (10.34.1.50): answer not usable: config.txt has no "
-                                      "4_mode line (mode); no 0_wretv line (cut short?)")
+                                      "4_mode line (mode); no 1_rm line (cut short?)")
+
+
+def test_a_line_nothing_relies_on_may_be_missing():
+    """What real firmware prints is not fully known: a firmware without, say, 0_wretv
+    must not show degraded for ever."""
+    status = read()
+    del status.settings.raw["0_wretv"]
+    del status.settings.raw["2_mhost"]
+    assert DeviceHealth.of(status).kinds() == []
 
 
 def test_an_odd_but_usable_answer_is_a_problem_that_does_not_block():

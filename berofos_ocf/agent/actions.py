@@ -13,13 +13,10 @@ Two pieces of memory between actions, kept in the run directory
   does not lower this node's promotion score at once; the score drops only
   when the devices stayed unusable across two reads at least
   :data:`CONFIRM_SECONDS` apart (two monitors).  A good read raises it at once.
-* **split guard**: a promoted instance that finds the relays moved to the other
-  node *by that node's promote* (mode and power-on mode both point there) while
-  that node is outside this node's cluster partition is in a split without
-  fencing or arbiter.  Taking the lines back would start the relay ping-pong of
-  two promoted halves, so the instance withholds its score (Pacemaker then
-  demotes it) until it sees the other node in its partition again, or a probe
-  (``pcs resource cleanup``) says the operator wants a fresh look.
+* **split guard** (:mod:`.splitguard`), armed only in a two-node cluster with
+  neither fencing nor a quorum device: a promoted instance that finds the
+  relays moved to the other node *by that node's promote* while that node is
+  outside its partition yields instead of taking them back.
 
 Everything the actions need from outside (environment, log, command runner,
 clock) is injected into :class:`BerofosAgent`.
@@ -309,68 +306,15 @@ class BerofosAgent:
     def _position(self, setup: _Setup, mode: int) -> str:
         return f"{RELAY_LABELS[mode]} ({setup.owner(mode)})"
 
-    # -- the split guard ---------------------------------------------------------------
+    # -- the split guard (see splitguard.py) --------------------------------------------
 
-    def _partition(self) -> list[str] | None:
-        """The node names of this node's cluster partition (None: not known)."""
-        status, out, _ = self._runner(["crm_node", "-p"], self.deadline.bound(5.0))
-        return [name.lower() for name in out.split()] if status == 0 and out.strip() else None
+    @property
+    def guard(self):
+        from .splitguard import SplitGuard
 
-    def _taken_by_peer(self, setup: _Setup, health: list) -> bool:
-        """Every device's relays and power-on mode point at the peer: its promote did that."""
-        return bool(health) and all(h.relay_mode == setup.peer_mode
-                                    and h.power_on_mode == setup.peer_mode for h in health)
-
-    def _note_peer(self, setup: _Setup, role: str, state: InstanceState) -> None:
-        """Has the peer been in this partition since this instance was promoted?
-
-        Asked on each promoted monitor until the answer is yes (a promote after
-        a failover happens without the peer), never again after that.
-        """
-        if role != PROMOTED or state.promoted_with_peer or not self.env.promotable:
-            return
-        partition = self._partition()
-        if partition is not None and setup.peer.lower() in partition:
-            state.promoted_with_peer = True
-
-    def _check_split(self, setup: _Setup, health: list, role: str,
-                     state: InstanceState) -> None:
-        """Record a yield to a peer that took the lines from outside this partition.
-
-        Only an instance that held the lines *with* the peer in its partition
-        yields: the node that took over after losing sight of its peer is the
-        one that repairs (a device rebooted with a stale power-on mode, a
-        manual switch), so one of the two halves of a split always stops.
-        """
-        if not (role == PROMOTED and state.promoted_with_peer
-                and self._taken_by_peer(setup, health)):
-            return
-        partition = self._partition()
-        if partition is None or setup.peer.lower() in partition:
-            return
-        state.yielded_to, state.yielded_since = setup.peer, self._clock()
-        self.log.warning(f"the lines were moved to {setup.peer} by its own promote while "
-                         f"{setup.peer} is outside this partition (split without fencing or "
-                         "arbiter): not taking them back while it is out of sight")
-
-    def _release_yield(self, setup: _Setup, health: list,
-                       state: InstanceState) -> None:
-        """End a yield when the peer is back in sight, or the lines left it."""
-        if not state.yielded_to:
-            return
-        readable = [h for h in health if h.usable]  # unread devices prove nothing
-        reason = None
-        if self.env.is_probe:
-            reason = "a probe (cleanup) asked for a fresh look"
-        elif readable and not any(h.relay_mode == setup.peer_mode for h in readable):
-            reason = "the lines are no longer at the peer"
-        else:
-            partition = self._partition()
-            if partition is not None and setup.peer.lower() in partition:
-                reason = f"{setup.peer} is back in this partition"
-        if reason:
-            self.log.info(f"no longer yielding the lines to {state.yielded_to}: {reason}")
-            state.yielded_to = state.yielded_since = None
+        return SplitGuard(log=self.log, runner=self._runner,
+                          timeout=lambda: self.deadline.bound(5.0), clock=self._clock,
+                          is_probe=self.env.is_probe, in_cluster=self.env.promotable)
 
     # -- actions -----------------------------------------------------------------------
 
@@ -385,13 +329,13 @@ class BerofosAgent:
             self._write_marker(role)
         state = self._load_state(setup)
         state.failed_reads, state.unusable_since, state.score = 0, None, None
-        self._warn_about_quorum()
+        state.split_guard = self._warn_about_quorum()
         health = self.read_devices(setup)
         for item in health:
             if not item.usable:
                 self.log.warning(f"started without control of {item.unusable_reason}: no "
                                  "promotion score until it answers")
-        self._release_yield(setup, health, state)
+        self.guard.release(setup, health, state)
         self.refresh_score(setup, health, role, state)
         self._publish(setup, health, role, state)
         self._save_state(state)
@@ -441,12 +385,14 @@ class BerofosAgent:
         setup = self.setup()
         self._check_clone_shape()
         state = self._load_state(setup)
-        promotion = Promotion(self, setup)
+        promotion = Promotion(self._clients(setup), setup.own_mode, setup.node,
+                              self.device_deadline, self.log)
         try:
             with promotion.interruptible():
                 partition = self._start_partition_query()
                 failures = promotion.run()
         except PromoteInterrupted:
+            promotion.stop_asking()
             self._withhold(state)
             raise AgentFailure(OCFStatus.ERR_GENERIC, "promote stopped by SIGTERM before every "
                                f"device confirmed{promotion.moved_summary() or '; nothing moved'}"
@@ -479,7 +425,8 @@ class BerofosAgent:
         if not self.env.promotable:
             return lambda: None
         answer: list = []
-        worker = threading.Thread(target=lambda: answer.append(self._partition()), daemon=True)
+        worker = threading.Thread(target=lambda: answer.append(self.guard.partition()),
+                                  daemon=True)
         worker.start()
 
         def members():
@@ -502,9 +449,10 @@ class BerofosAgent:
             raise AgentFailure(OCFStatus.ERR_GENERIC, failure.reason) from None
         state = self._load_state(setup)
         health = self.read_devices(setup)
-        self._release_yield(setup, health, state)
-        self._check_split(setup, health, role, state)
-        self._note_peer(setup, role, state)
+        guard = self.guard
+        guard.release(setup, health, state)
+        guard.check(setup, health, role == PROMOTED, state)
+        guard.note_peer(setup, role == PROMOTED, state)
         self.refresh_score(setup, health, role, state)
         self._publish(setup, health, role, state)
         self._save_state(state)
@@ -603,14 +551,16 @@ class BerofosAgent:
                 hint = f" ({close[0]}?)" if close else ""
                 self.log.warning(f"{name} is not a parameter of {self.env.table.name}{hint}")
 
-    def _warn_about_quorum(self) -> None:
+    def _warn_about_quorum(self) -> bool:
+        """Warn when a split would give both nodes a promoted instance; whether it would."""
         from .quorum import two_node_without_safety
 
         if not self.env.promotable and self.env.action != "validate-all":
-            return
+            return False
         warning = two_node_without_safety(self._runner, lambda: self.deadline.bound(3.0))
         if warning:
             self.log.warning(warning)
+        return bool(warning)
 
     def _validate_devices(self, setup: _Setup) -> OCFStatus:
         from ..health import ProblemKind

@@ -21,7 +21,7 @@ import contextlib
 import signal
 import threading
 
-from ..client import for_each_device
+from ..client import on_every_device
 from ..errors import BerofosError
 from ..keys import RELAY_LABELS
 
@@ -31,46 +31,52 @@ class PromoteInterrupted(Exception):
 
 
 class Promotion:
-    """One promote of ``setup.devices`` to ``setup.own_mode`` by ``agent``."""
+    """One promote: every client's device to ``own_mode`` for ``node``, within ``deadline``."""
 
-    def __init__(self, agent, setup) -> None:
-        self._agent = agent
-        self._setup = setup
+    def __init__(self, clients: list, own_mode: int, node: str, deadline, log) -> None:
+        self._clients = clients
+        self._own_mode = own_mode
+        self._node = node
+        self._deadline = deadline
+        self._log = log
         self._lock = threading.Lock()
         self.moved: list[str] = []
 
-    def run(self) -> list[Exception]:
-        """Promote every device in parallel; the failures, one per failed device."""
-        agent = self._agent
-        clients = agent._clients(self._setup)
-        outcomes = for_each_device(self._promote_device, clients, agent.device_deadline,
-                                   label=lambda client: client.label)
-        return [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    def run(self) -> list[BerofosError]:
+        """Promote every device in parallel; the errors, one per failed device."""
+        results = on_every_device(self._promote_device, self._clients, self._deadline)
+        return [result.error for result in results if not result.ok]
 
     def _promote_device(self, client):
-        setup, deadline = self._setup, self._agent.device_deadline
-        switch = client.switch_relays(setup.own_mode, deadline)
+        switch = client.switch_relays(self._own_mode, self._deadline)
         if switch.changed:
-            change = (f"{RELAY_LABELS[switch.old_mode]} -> {RELAY_LABELS[switch.new_mode]}")
+            change = f"{RELAY_LABELS[switch.old_mode]} -> {RELAY_LABELS[switch.new_mode]}"
             with self._lock:
                 self.moved.append(f"{client.label} {change}")
-            self._agent.log.info(f"{client.label}: relays {change} for node {setup.node}")
+            self._log.info(f"{client.label}: relays {change} for node {self._node}")
         self._point_power_on(client)
         return switch
 
     def _point_power_on(self, client) -> None:
-        setup, deadline, log = self._setup, self._agent.device_deadline, self._agent.log
         try:
-            settings = client.read_settings(deadline)
-            if settings.get("modedef") == setup.own_mode:
+            settings = client.read_settings(self._deadline)
+            if settings.get("modedef") == self._own_mode:
                 return
-            client.write({"modedef": setup.own_mode}, deadline, current=settings)
+            client.write({"modedef": self._own_mode}, self._deadline, current=settings)
         except BerofosError as err:
-            log.warning(f"{client.label}: power-on relay mode not pointed at {setup.node} "
-                        f"(a reboot would move the lines): {err}")
+            self._log.warning(f"{client.label}: power-on relay mode not pointed at {self._node} "
+                              f"(a reboot would move the lines): {err}")
             return
-        log.info(f"{client.label}: power-on relays {RELAY_LABELS[setup.own_mode]} "
-                 f"for node {setup.node}")
+        self._log.info(f"{client.label}: power-on relays {RELAY_LABELS[self._own_mode]} "
+                       f"for node {self._node}")
+
+    def stop_asking(self, grace: float = 1.0) -> None:
+        """After SIGTERM: no new request starts; a request on the wire gets ``grace``
+        seconds to land, so that :meth:`moved_summary` names what it moved."""
+        self._deadline.expire()
+        for thread in threading.enumerate():
+            if thread.daemon and thread is not threading.current_thread():
+                thread.join(grace / max(1, len(self._clients)))
 
     def moved_summary(self) -> str:
         """``; moved: fos1 (…) A--D -> A--B`` or nothing, for an exit reason."""

@@ -31,9 +31,9 @@ class ClusterSafety:
         if self.nodes != 2 or not self.two_node or self.qdevice or self.fencing is not False:
             return None
         return ("two-node cluster with two_node, no fencing and no qdevice: a network split "
-                "between the nodes leaves each with a promoted instance (the agent then "
-                "limits the switching, but both PBXs run); add a qdevice arbiter or fencing "
-                "(see the README, 'Two nodes')")
+                "between the nodes promotes both (the agent's split guard then keeps the "
+                "lines where the other node put them, one switch); add a qdevice arbiter or "
+                "fencing (see the README, 'Two nodes')")
 
 
 def _cmap(runner, timeout) -> dict[str, str] | None:

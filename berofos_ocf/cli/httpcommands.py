@@ -213,9 +213,12 @@ def _wait_option(sub, default: float, what: str) -> None:
 
 def _set(commands) -> None:
     sub = add_command(commands, "set", _cmd_set, help="write values and read them back "
-                      "(e.g. wdog=0 wdogdef=0 scenario=0 mode=1 modedef=1)")
+                      "(e.g. wdog=0 wdogdef=0 scenario=0 mode=1 modedef=1); mode and modedef "
+                      "are refused while Pacemaker manages a berofos resource here (--force)")
     sub.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     _wait_option(sub, DEFAULT_WAIT, "give up after this long")
+    sub.add_argument("--force", action="store_true", help="set mode or modedef even while "
+                     "the cluster manages the lines")
 
 
 def parse_assignments(items: list[str]) -> dict[str, object]:
@@ -248,6 +251,10 @@ def _cmd_set(ctx) -> int:
     devices = ctx.devices()
     if changes.get("pwd") and not all(d.has_login for d in devices):
         raise UsageError("pwd=1 without a login would lock you out: use 'berofos password'")
+    relays = {"mode", "modedef"} & changes.keys()
+    if relays and not ctx.args.force:
+        # the cluster owns where the lines are and where they go at power-on
+        cluster.refuse_if_managed(ctx.runner, changes.get("mode", changes.get("modedef")))
     deadline = Deadline(ctx.args.wait)
     written = _describe_changes(changes)
     text = ", ".join(f"{name}={value}" for name, value in written.items())
