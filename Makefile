@@ -2,10 +2,13 @@
 #   make check     install what the tests need (Debian packages) and run them all
 #   make demo      a live 2-node cluster on the emulator, its promoted node killed
 #   make demo-agent  the agent's actions by hand, without a cluster
+#   make demo-bypass one Wazo in front of a PBX: its only node killed, the berofos
+#                  watchdog hands the lines to the PBX
 #   make bench     timings of the agent's actions and of a failover
 #   make install   the agent, the package, the berofos command, the man pages, the
 #                  bash completion and the alert agent (DESTDIR, PREFIX, OCF_ROOT,
-#                  PROVIDER; resource ocf:PROVIDER:berofos)
+#                  PROVIDER; resources ocf:PROVIDER:berofos and
+#                  ocf:PROVIDER:berofos-bypass)
 #   make deb       berofos-ocf_VERSION_all.deb here, built by debhelper from a copy
 #   make man       regenerate man/ from the agent's table and the CLI
 PYTHON ?= /usr/bin/python3
@@ -30,6 +33,7 @@ DEBDIR ?= .
 
 AGENT_DIR = $(OCF_ROOT)/resource.d/$(PROVIDER)
 AGENT_MAN = ocf_$(PROVIDER)_berofos.7
+BYPASS_MAN = ocf_$(PROVIDER)_berofos-bypass.7
 RUNTIME_PACKAGES = python3 python3-requests resource-agents
 # what debian/control's Build-Depends name, as Debian packages
 DEB_PACKAGES = debhelper dh-python dpkg-dev python3 python3-requests
@@ -47,7 +51,7 @@ DEB = berofos-ocf_$(VERSION)_all.deb
 # what the package is built from, copied so that the tree itself is never written
 DEB_SOURCES = Makefile COPYING README.md agents alerts berofos_ocf debian examples man
 
-.PHONY: check demo demo-agent bench install uninstall man deb deps-check deps-demo deps-deb
+.PHONY: check demo demo-agent demo-bypass bench install uninstall man deb deps-check deps-demo deps-deb
 
 deps-check:
 	@tests/ensure-packages $(CHECK_PACKAGES)
@@ -67,11 +71,16 @@ demo: deps-demo
 demo-agent: deps-demo
 	$(PYTHON) -m tests.demo_agent
 
+demo-bypass: deps-demo
+	$(PYTHON) -m tests.demo_bypass
+
 bench: deps-check
 	$(PYTHON) -m tests.bench
 
 man:
 	$(PYTHON) -m berofos_ocf.manpage agent > man/ocf_berofos_berofos.7
+	$(PYTHON) -m berofos_ocf.manpage agent --agent berofos-bypass \
+		> man/ocf_berofos_berofos-bypass.7
 	$(PYTHON) -m berofos_ocf.manpage cli > man/berofos.1
 
 install:
@@ -81,9 +90,10 @@ install:
 		$(PYTHON) -m compileall -q -d $(PYTHONDIR) $(DESTDIR)$(PYTHONDIR)/berofos_ocf
 	install -d $(DESTDIR)$(AGENT_DIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(COMPLETIONDIR)
-	sed 's|^PACKAGE_DIR = .*|PACKAGE_DIR = "$(PYTHONDIR)"|' agents/berofos \
-		> $(DESTDIR)$(AGENT_DIR)/berofos
-	chmod 0755 $(DESTDIR)$(AGENT_DIR)/berofos
+	for agent in berofos berofos-bypass; do \
+		sed 's|^PACKAGE_DIR = .*|PACKAGE_DIR = "$(PYTHONDIR)"|' agents/$$agent \
+			> $(DESTDIR)$(AGENT_DIR)/$$agent && \
+		chmod 0755 $(DESTDIR)$(AGENT_DIR)/$$agent || exit 1; done
 	printf '%s\n' '#!/usr/bin/python3' \
 		'"""berofos(1): set up, inspect and switch beroNet berofos devices."""' \
 		'import sys' 'if "$(PYTHONDIR)" not in sys.path:' \
@@ -92,6 +102,8 @@ install:
 	chmod 0755 $(DESTDIR)$(BINDIR)/berofos
 	$(PYTHON) -m berofos_ocf.manpage agent --provider $(PROVIDER) \
 		> $(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN)
+	$(PYTHON) -m berofos_ocf.manpage agent --agent berofos-bypass --provider $(PROVIDER) \
+		> $(DESTDIR)$(MANDIR)/man7/$(BYPASS_MAN)
 	install -m 0644 man/berofos.1 $(DESTDIR)$(MANDIR)/man1/berofos.1
 	$(PYTHON) -m berofos_ocf.completion > $(DESTDIR)$(COMPLETIONDIR)/berofos
 	install -d $(DESTDIR)$(ALERTDIR)
@@ -101,8 +113,9 @@ install:
 
 uninstall:
 	rm -rf $(DESTDIR)$(PYTHONDIR)/berofos_ocf
-	rm -f $(DESTDIR)$(AGENT_DIR)/berofos $(DESTDIR)$(BINDIR)/berofos \
-		$(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN) $(DESTDIR)$(MANDIR)/man1/berofos.1 \
+	rm -f $(DESTDIR)$(AGENT_DIR)/berofos $(DESTDIR)$(AGENT_DIR)/berofos-bypass \
+		$(DESTDIR)$(BINDIR)/berofos $(DESTDIR)$(MANDIR)/man7/$(AGENT_MAN) \
+		$(DESTDIR)$(MANDIR)/man7/$(BYPASS_MAN) $(DESTDIR)$(MANDIR)/man1/berofos.1 \
 		$(DESTDIR)$(COMPLETIONDIR)/berofos $(DESTDIR)$(ALERTDIR)/berofos-alert
 	-rmdir $(DESTDIR)$(AGENT_DIR) $(DESTDIR)$(ALERTDIR) 2>/dev/null
 

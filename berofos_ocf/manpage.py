@@ -1,11 +1,12 @@
 """Man pages generated from their single sources.
 
-``ocf_PROVIDER_berofos(7)`` comes from the agent's table (the same table as the
-meta-data), ``berofos(1)`` from the command line parser.  The pages committed
-under ``man/`` are checked against this output by the test suite, so they
-cannot go stale.
+``ocf_PROVIDER_berofos(7)`` and ``ocf_PROVIDER_berofos-bypass(7)`` come from
+their agents' tables (the same tables as the meta-data), ``berofos(1)`` from
+the command line parser.  The pages committed under ``man/`` are checked
+against this output by the test suite, so they cannot go stale.
 
     python3 -m berofos_ocf.manpage agent [--provider NAME] > ocf_NAME_berofos.7
+    python3 -m berofos_ocf.manpage agent --agent berofos-bypass > ocf_NAME_berofos-bypass.7
     python3 -m berofos_ocf.manpage cli > berofos.1
 """
 
@@ -65,7 +66,8 @@ def agent_manpage(provider: str = DEFAULT_PROVIDER, table=None) -> str:
     lines.append(".SH MONITOR EXIT STATUS")
     for row in table.monitor_codes:
         lines += [".TP", _bold(row.codes), _escape(row.meaning)]
-    lines += _node_name_section()
+    if table.node_name:
+        lines += [".SH NODE NAME", _escape(table.node_name)]
     lines += [".SH EXAMPLE CONFIGURATION", ".PP", ".nf",
               _escape(table.example.replace("PROVIDER", provider).rstrip("\n")), ".fi",
               ".SH FILES"]
@@ -105,14 +107,6 @@ def _agent_actions(table) -> list[str]:
         text = ", ".join(details) + (f". {action.doc}" if action.doc else "")
         lines += [".TP", _bold(action.name), _escape(text)]
     return lines
-
-
-def _node_name_section() -> list[str]:
-    return [".SH NODE NAME",
-            _escape("The agent finds the name of the node it runs on in "
-                    "OCF_RESKEY_CRM_meta_on_node (Pacemaker passes it to every action), "
-                    "else from 'crm_node -n', else from 'uname -n'; it must be the name "
-                    "given in port_b or port_d (case does not matter).")]
 
 
 def _option_line(action: argparse.Action) -> str:
@@ -240,8 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m berofos_ocf.manpage")
     parser.add_argument("page", choices=["agent", "cli"])
     parser.add_argument("--provider", default=DEFAULT_PROVIDER)
+    parser.add_argument("--agent", choices=["berofos", "berofos-bypass"], default="berofos")
     args = parser.parse_args(argv)
-    sys.stdout.write(agent_manpage(args.provider) if args.page == "agent" else cli_manpage())
+    if args.page == "cli":
+        sys.stdout.write(cli_manpage())
+        return 0
+    from .agent.bypass_table import BYPASS
+    from .agent.table import BEROFOS
+
+    table = BYPASS if args.agent == "berofos-bypass" else BEROFOS
+    sys.stdout.write(agent_manpage(args.provider, table))
     return 0
 
 

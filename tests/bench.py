@@ -26,7 +26,10 @@ FAILOVER_RUNS times each, the promoted node is killed with SIGKILL, and the time
 from the kill to the relays moving (the emulator's relay log) is collected.  Beside it, the Wazo
 baseline it replaces, computed from its documented schedule (a cron job every
 minute, then about 20 s of pings before switching): that one is a model, not a
-measurement.
+measurement.  Last, the one-Wazo wiring (``berofos-bypass``): its only node is
+killed FAILOVER_RUNS times (and booted again in between), and the time from
+the kill to the berofos's own watchdog moving the lines to the PBX is set
+against ``watchdog_timeout``.
 """
 
 from __future__ import annotations
@@ -209,10 +212,12 @@ def failover() -> None:
     try:
         failovers = _failovers(provider)
         switchovers = _switchovers(provider)
+        bypass = _bypass_handovers(provider)
     finally:
         uninstall_agent(provider)
     _report_failovers(failovers)
     _report_switchovers(switchovers)
+    _report_bypass(bypass)
 
 
 # -- failover: kill of the promoted node -------------------------------------------------------
@@ -377,6 +382,57 @@ def _report_switchovers(results: dict[str, list]) -> None:
     best = min(statistics.median(t.total for t in timelines) for timelines in results.values())
     print(f"\ntarget: switchover median <= 0.5 s: {'met' if best <= 0.5 else 'MISSED'} "
           f"({best:.2f} s, the fastest command)")
+
+
+# -- one Wazo in front of a PBX: kill of the node -> the berofos watchdog ---------------------
+
+def _bypass_handovers(provider: str) -> list[float]:
+    """Seconds from the kill of the bypass node to the lines at the PBX, one a run; the
+    node is booted again between runs (its start re-arms the fired watchdog)."""
+    import random
+
+    from berofos_ocf.agent.bypass_table import kick_interval
+
+    from .cluster import BYPASS_RESOURCE, Cluster
+
+    workdir = Path(tempfile.mkdtemp(prefix="berofos-bypass-"))
+    lab = Cluster(1, workdir, provider=provider, bypass=True)
+    seconds = []
+    try:
+        lab.start()
+        for _ in range(FAILOVER_RUNS):
+            lab.wait_running(BYPASS_RESOURCE, 120)
+            _wait_in_line(lab, 30)
+            # a few kicks, then the kill anywhere between two of them
+            time.sleep(2 + random.uniform(0, kick_interval(lab.watchdog_timeout)))
+            before = len(lab.relay_log())
+            killed_at = lab.kill("node1")
+            seconds.append(_relays_moved(lab, before, lab.watchdog_timeout + 10) - killed_at)
+            lab.start_node("node1")
+    finally:
+        lab.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return seconds
+
+
+def _wait_in_line(lab, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while lab.device_state() != (1, 1):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the Wazo was not put in line within {timeout} s")
+        time.sleep(0.1)
+
+
+def _report_bypass(seconds: list[float]) -> None:
+    from .cluster import BYPASS_WATCHDOG
+
+    median = statistics.median(seconds)
+    print(f"\nbypass (one Wazo in front of a PBX): kill of the node -> lines on the PBX by "
+          f"the berofos watchdog, {len(seconds)} runs, watchdog_timeout {BYPASS_WATCHDOG} s: "
+          f"median {median:.2f} ({min(seconds):.2f}-{max(seconds):.2f}): "
+          + " ".join(f"{value:.2f}" for value in seconds))
+    print(f"target: median <= watchdog_timeout ({BYPASS_WATCHDOG} s): "
+          f"{'met' if median <= BYPASS_WATCHDOG else 'MISSED'} ({median:.2f} s)")
 
 
 def ms(values: list[float]) -> str:

@@ -1,4 +1,4 @@
-"""Real Pacemaker/Corosync clusters of 2 or 3 nodes on one machine, for tests and the demo.
+"""Real Pacemaker/Corosync clusters of 1, 2 or 3 nodes on one machine, for tests and the demo.
 
 Each node runs in its own network, mount, UTS, IPC and PID namespaces (see
 ``cluster_init.py``), wired by a veth pair into a bridge in the root namespace.
@@ -19,6 +19,13 @@ SIGKILL of their namespace, and a single promoted instance rests on quorum
 (the arbiter, or a third node) or, with ``two_node`` alone, on the agent's
 split guard and Pacemaker's failure counting.
 
+With ``bypass=True`` the cluster is the README's "one Wazo in front of a PBX":
+one node (quorate alone: corosync's expected votes are 1), the
+``berofos-bypass`` primitive started after an ``asterisk`` stand-in and kept
+with it, and the emulator serving GBL4 on the bridge address as well (the
+kicker unicasts its kicks there; the promotable shapes run it ``--no-udp``),
+its device starting with the provider on the PBX (A--D).
+
 Everything is torn down by PID and by name in :meth:`Cluster.stop`, which the
 tests call from a ``finally`` (fixture teardown), failures included.
 """
@@ -27,7 +34,8 @@ from __future__ import annotations
 
 __all__ = ["Cluster", "ClusterView", "cluster_support", "AGENT_PROVIDER", "install_agent",
            "installed_cli", "installed_alert_agent",
-           "uninstall_agent"]
+           "uninstall_agent", "wait_relay_change", "BYPASS_RESOURCE", "BYPASS_WATCHDOG",
+           "BYPASS_KICKER_FILE"]
 
 import json
 import os
@@ -48,6 +56,12 @@ _HACLUSTER = "hacluster"
 # The README's meta attributes of the berofos primitive: two recoveries in
 # place, then the node is banned until its failures expire.
 RESOURCE_META = ("migration-threshold=2", "failure-timeout=10min", "priority=10")
+# The README's bypass primitive: its meta attributes; the monitor at a third of
+# the tests' short watchdog interval, so a dead kicker is replaced before it fires.
+BYPASS_RESOURCE = "isdn-bypass"
+BYPASS_META = ("migration-threshold=3", "failure-timeout=2min")
+BYPASS_WATCHDOG = 10
+BYPASS_KICKER_FILE = f"/run/resource-agents/berofos-bypass-{BYPASS_RESOURCE}.kicker"
 
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -104,6 +118,17 @@ def install_agent(provider: str = AGENT_PROVIDER) -> Path:
 def uninstall_agent(provider: str = AGENT_PROVIDER) -> None:
     _run(["make", "-s", "uninstall"] + _install_variables(provider), cwd=ROOT, check=False)
     shutil.rmtree(f"/usr/lib/{provider}-ocf", ignore_errors=True)
+
+
+def wait_relay_change(control, since: int, seconds: float) -> dict | None:
+    """The first entry after ``since`` of an emulator's relay log, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        log = control.relay_log()
+        if len(log) > since:
+            return log[since]
+        time.sleep(0.02)
+    return None
 
 
 def _in_etc(etc: Path, argv: list[str]) -> None:
@@ -163,22 +188,27 @@ class ClusterView:
 
 class Cluster:
     """N nodes (``node1`` on port B, ``node2`` on port D, ``node3`` a quorum node),
-    and with ``arbiter`` a corosync-qnetd host that gives two nodes their third vote."""
+    and with ``arbiter`` a corosync-qnetd host that gives two nodes their third vote;
+    or, with ``bypass``, one node: the Wazo in front of a PBX (``watchdog_timeout``)."""
 
     def __init__(self, size: int, workdir: Path, *, token_ms: int = 1000,
                  relay_mode: int = 1, modedef: int | None = None,
                  prefer: str | None = None, provider: str = AGENT_PROVIDER,
-                 arbiter: bool = False) -> None:
-        if size not in (2, 3):
-            raise ValueError("2 or 3 nodes")
+                 arbiter: bool = False, bypass: bool = False,
+                 watchdog_timeout: int = BYPASS_WATCHDOG) -> None:
+        if size not in ((1,) if bypass else (2, 3)):
+            raise ValueError("1 node with bypass, else 2 or 3 nodes")
         if arbiter and size != 2:
             raise ValueError("the arbiter is for two nodes")
+        self.bypass = bypass
+        self.watchdog_timeout = watchdog_timeout
         self.size = size
         self.arbiter = arbiter
         self.dir = workdir
         self.token_ms = token_ms
-        self.relay_mode = relay_mode
-        self.modedef = relay_mode if modedef is None else modedef
+        # bypass: the provider on the PBX (A--D) until the resource puts the Wazo in line
+        self.relay_mode = 0 if bypass else relay_mode
+        self.modedef = self.relay_mode if modedef is None else modedef
         self.prefer = prefer  # node with a role=Promoted location preference of 50
         self.provider = provider
         tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
@@ -236,8 +266,10 @@ class Cluster:
     def _emulator(self) -> None:
         ready = self.dir / "emulator.json"
         self.relay_log_file = self.dir / "relays.log"
+        # GBL4 on the bridge address for the kicker; the promotable agent needs none
+        udp = ["--udp-port", "50123"] if self.bypass else ["--no-udp"]
         argv = [PYTHON, "-m", "berofos_ocf", "emulator", "--listen",
-                f"{self.device_address}:80", "--no-udp", "--control", "127.0.0.1:0",
+                f"{self.device_address}:80", *udp, "--control", "127.0.0.1:0",
                 "--ready-file", str(ready), "--relay-log", str(self.relay_log_file),
                 "--set", f"mode={self.relay_mode}", "--set", f"modedef={self.modedef}"]
         with open(self.dir / "emulator.err", "w") as errors:
@@ -321,6 +353,10 @@ class Cluster:
             _run(["crm_attribute", "--type", "crm_config", "--name", name, "--update", value],
                  env=env)
         pcs = ["pcs", "-f", str(cib)]
+        if self.bypass:
+            self._bypass_resources(pcs)
+            self.cib = cib
+            return
         _run(pcs + ["resource", "create", "isdn", f"ocf:{self.provider}:berofos",
                     "port_b=node1", "port_d=node2", f"config={self.conf}",
                     "op", "monitor", "interval=10s", "role=Promoted", "timeout=20s",
@@ -340,6 +376,21 @@ class Cluster:
             self.add_preference(self.prefer, pcs=pcs)
         self._alerts(pcs)
         self.cib = cib
+
+    def _bypass_resources(self, pcs: list[str]) -> None:
+        """The README's bypass configuration: Asterisk first, the lines in line after it."""
+        _run(pcs + ["resource", "create", "asterisk", "ocf:heartbeat:Dummy",
+                    "op", "monitor", "interval=10s"])
+        interval = max(1, self.watchdog_timeout // 3)
+        _run(pcs + ["resource", "create", BYPASS_RESOURCE,
+                    f"ocf:{self.provider}:berofos-bypass", f"config={self.conf}",
+                    f"watchdog_timeout={self.watchdog_timeout}",
+                    "op", "monitor", f"interval={interval}s", "timeout=20s",
+                    "meta", *BYPASS_META])
+        _run(pcs + ["constraint", "order", "start", "asterisk", "then", "start",
+                    BYPASS_RESOURCE])
+        _run(pcs + ["constraint", "colocation", "add", BYPASS_RESOURCE, "with", "asterisk",
+                    "INFINITY"])
 
     def _alerts(self, pcs: list[str]) -> None:
         """The README's alert agent, its recipient a file every node can append to.
@@ -471,6 +522,21 @@ class Cluster:
                     return promoted[0]
             return None
         return self.wait_for(check, timeout, f"{node or 'a node'} promoted", seen_from)
+
+    def wait_running(self, resource: str, timeout: float = 60, node: str = "node1") -> str:
+        """Wait until ``resource`` runs on ``node``; the node."""
+        return self.wait_for(lambda view: node if view.running(resource) == [node] else None,
+                             timeout, f"{resource} running on {node}")
+
+    def kicker(self, node: str = "node1") -> dict | None:
+        """The bypass resource's kicker record on ``node`` (its private /run), or None."""
+        result = self.on(node, ["cat", BYPASS_KICKER_FILE], timeout=10)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def device_state(self) -> tuple[int, int]:
+        """(relay mode, watchdog state) of the emulated device."""
+        device = self.control.device("fos1")
+        return device["relay_mode"], device["watchdog_state"]
 
     def relay_log(self) -> list[dict]:
         return self.control.relay_log()

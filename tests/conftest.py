@@ -127,10 +127,15 @@ __all__ = ["DeviceOptions", "entries_for", "PASSWORD", "PYTHON", "ROOT", "FIXTUR
 CRM_ATTRIBUTE_FAKE = """#!/bin/sh
 # Records how the agent sets its promotion score; takes $FAKE_CRM_DELAY seconds
 # and exits with $FAKE_CRM_STATUS.  Asked for stonith-enabled, answers
-# $FAKE_STONITH (default: true, Pacemaker's default).
+# $FAKE_STONITH (default: true, Pacemaker's default).  A call whose arguments
+# hold $FAKE_CRM_KILL_ON is recorded, then SIGKILLs the agent: Pacemaker cancels
+# a recurring monitor in flight that way when it acts on the score it just set.
 [ -z "$FAKE_CRM_DELAY" ] || sleep "$FAKE_CRM_DELAY"
 case "$*" in *stonith-enabled*) echo "${FAKE_STONITH:-true}"; exit 0;; esac
 printf '%s\\n' "$*" >> "$FAKE_CRM_LOG"
+if [ -n "$FAKE_CRM_KILL_ON" ]; then
+    case "$*" in *"$FAKE_CRM_KILL_ON"*) kill -KILL "$PPID";; esac
+fi
 exit "${FAKE_CRM_STATUS:-0}"
 """
 CMAPCTL_FAKE = """#!/bin/sh

@@ -917,6 +917,21 @@ def test_split_guard_the_holder_yields_to_a_promote_from_out_of_sight(split_lab)
     assert len(lab.emulator.relay_log()) == switches
 
 
+def test_split_guard_yield_survives_the_monitor_being_cancelled(split_lab):
+    """Pacemaker acts on the withheld score at once and SIGKILLs the monitor that set
+    it (a cancel in flight): the yield must already be on disk, or the unpromoted
+    monitor after the demote scores 100 and node1 takes the lines back."""
+    lab = split_lab
+    node2_promoted_by_the_other_half(lab)
+    run = lab.node1.run("monitor", FAKE_PARTITION=ALONE1, FAKE_CRM_KILL_ON="-INFINITY")
+    assert run.rc == -9 and lab.node1.last_score() == "-INFINITY"
+    assert lab.node1.state()["yielded_to"] == "node2"
+    assert lab.node1.run("demote", FAKE_PARTITION=ALONE1).rc == 0
+    assert lab.node1.run("monitor", interval=11000, FAKE_PARTITION=ALONE1).rc == \
+        OCFStatus.DEGRADED
+    assert lab.node1.last_score() == "-INFINITY"
+
+
 @pytest.mark.parametrize("safety", ["fencing", "arbiter"])
 def test_split_guard_sleeps_where_the_cluster_cannot_split(split_lab, safety):
     """With fencing or a quorum device the losing half is stopped or fenced: a yield

@@ -29,13 +29,16 @@ from .conftest import PYTHON, ROOT
 PACKAGE = "berofos-ocf"
 PRIVATE_DIR = "/usr/share/berofos-ocf"
 AGENT = "/usr/lib/ocf/resource.d/berofos/berofos"
+BYPASS_AGENT = "/usr/lib/ocf/resource.d/berofos/berofos-bypass"
 ALERT = "/usr/libexec/berofos-ocf/berofos-alert"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "metadata.xml"
+BYPASS_GOLDEN = GOLDEN.with_name("metadata-bypass.xml")
 RUNTIME_DEPENDS = {"python3", "python3-requests", "resource-agents", "pacemaker-cli-utils"}
 # Every file besides the Python modules, with its mode.
 FILES = {
     "usr/bin/berofos": 0o755,
     AGENT.lstrip("/"): 0o755,
+    BYPASS_AGENT.lstrip("/"): 0o755,
     ALERT.lstrip("/"): 0o755,
     "usr/share/bash-completion/completions/berofos": 0o644,
     "usr/share/doc/berofos-ocf/README.md.gz": 0o644,
@@ -45,6 +48,7 @@ FILES = {
     "usr/share/lintian/overrides/berofos-ocf": 0o644,
     "usr/share/man/man1/berofos.1.gz": 0o644,
     "usr/share/man/man7/ocf_berofos_berofos.7.gz": 0o644,
+    "usr/share/man/man7/ocf_berofos_berofos-bypass.7.gz": 0o644,
     # dh_python3: recompiles the private modules when the default python3 changes
     "usr/share/python3/runtime.d/berofos-ocf.rtupdate": 0o755,
 }
@@ -134,7 +138,7 @@ def test_depends_is_exactly_what_runs_it(deb):
 
 
 def test_agent_points_at_the_private_module_directory(unpacked):
-    for program in (AGENT, ALERT):
+    for program in (AGENT, BYPASS_AGENT, ALERT):
         text = (unpacked / program.lstrip("/")).read_text()
         assert f'PACKAGE_DIR = "{PRIVATE_DIR}"' in text.splitlines()
     assert f'sys.path.insert(0, "{PRIVATE_DIR}")' in (unpacked / "usr/bin/berofos").read_text()
@@ -142,6 +146,10 @@ def test_agent_points_at_the_private_module_directory(unpacked):
 
 def test_unpacked_agent_gives_its_meta_data(unpacked):
     assert run_unpacked(unpacked, AGENT, "meta-data") == GOLDEN.read_text()
+
+
+def test_unpacked_bypass_agent_gives_its_meta_data(unpacked):
+    assert run_unpacked(unpacked, BYPASS_AGENT, "meta-data") == BYPASS_GOLDEN.read_text()
 
 
 def test_unpacked_alert_agent_loads_its_modules(unpacked):
@@ -234,6 +242,9 @@ def test_installed_package_runs(installed):
     meta = subprocess.run([AGENT, "meta-data"], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin"})
     assert meta.returncode == 0 and meta.stdout == GOLDEN.read_text(), meta.stderr
+    bypass = subprocess.run([BYPASS_AGENT, "meta-data"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin"})
+    assert bypass.returncode == 0 and bypass.stdout == BYPASS_GOLDEN.read_text(), bypass.stderr
     version = subprocess.run(["/usr/bin/berofos", "--version"], capture_output=True, text=True)
     assert version.stdout == f"berofos {__version__}\n"
     # compiled at install time by dh_python3's postinst, not shipped

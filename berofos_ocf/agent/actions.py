@@ -300,8 +300,12 @@ class BerofosAgent:
                               f"{CONFIRM_SECONDS:g} s later confirms the loss")
         if state.yielded_to:
             score = WITHHELD
-        self.score.set(score)
         state.score = score
+        # The memory first: a score change makes Pacemaker cancel this very
+        # monitor (SIGKILL) when it acts on it, and a yield or a streak that was
+        # not written before would be lost with the process.
+        self._save_state(state)
+        self.score.set(score)
 
     def _position(self, setup: _Setup, mode: int) -> str:
         return f"{RELAY_LABELS[mode]} ({setup.owner(mode)})"
@@ -409,14 +413,14 @@ class BerofosAgent:
         state.yielded_to = state.yielded_since = None
         state.failed_reads, state.unusable_since = 0, None
         state.score = PROMOTION_SCORE + RELAY_BONUS
-        self.score.set(state.score)
         self._save_state(state)
+        self.score.set(state.score)
         return OCFStatus.SUCCESS
 
     def _withhold(self, state: InstanceState) -> None:
-        self.score.set(WITHHELD)
         state.score = WITHHELD
         self._save_state(state)
+        self.score.set(WITHHELD)
 
     def _start_partition_query(self):
         """Ask ``crm_node -p`` in a thread while the relays move; return the getter."""

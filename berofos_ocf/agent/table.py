@@ -5,8 +5,9 @@ One :class:`AgentTable` per agent is the single source of its meta-data XML
 :mod:`.actions`), the dispatch of its actions and its usage line (each
 :class:`Action` row names the handler that runs it), and its man page
 ``ocf_PROVIDER_NAME(7)`` (:mod:`berofos_ocf.manpage`), so none of these can
-disagree.  :data:`BEROFOS` is the promotable agent's.  Pure data: importing
-this module costs nothing on an action that does not need it.
+disagree.  :data:`BEROFOS` is the promotable agent's; the bypass agent's,
+built from the same shared parameters, is in :mod:`.bypass_table`.  Pure data:
+importing this module costs nothing on an action that does not need it.
 """
 
 from __future__ import annotations
@@ -96,8 +97,13 @@ class AgentTable:
     def __init__(self, name: str, *, shortdesc: str, longdesc: str,
                  parameters: tuple[Parameter, ...], actions: tuple[Action, ...],
                  monitor_codes: tuple[MonitorCode, ...], example: str,
-                 files: tuple[tuple[str, str], ...]) -> None:
+                 files: tuple[tuple[str, str], ...], module: str = "actions",
+                 node_name: str | None = None) -> None:
         self.name = name
+        # the module of this package whose run_action(env) runs the actions
+        self.module = module
+        # the man page's NODE NAME section: how the agent finds its node (None: no section)
+        self.node_name = node_name
         self.shortdesc = shortdesc
         self.longdesc = longdesc
         self.parameters = parameters
@@ -150,13 +156,14 @@ def devices_parameter() -> Parameter:
         default="")
 
 
-def http_timeout_parameter() -> Parameter:
+def http_timeout_parameter(retries: str = "promote retries within that time") -> Parameter:
+    """``retries`` says which action retries its writes within the action's time."""
     return Parameter(
         "http_timeout", "integer", "Timeout of one HTTP request (seconds)",
         "Seconds allowed for each HTTP request to a device. Every request is also bounded "
         "by what is left of the action's own timeout, so an action always ends before "
-        "Pacemaker would kill it; reads are tried three times and promote retries within "
-        "that time. Changing it reloads the resource, it does not restart it.",
+        f"Pacemaker would kill it; reads are tried three times and {retries}. Changing it "
+        "reloads the resource, it does not restart it.",
         default="3", minimum=1, maximum=60, reloadable=True)
 
 
@@ -263,9 +270,10 @@ _MONITOR_CODES: tuple[MonitorCode, ...] = (
     MonitorCode("9", "promoted, but a device's relays connect the other node: Pacemaker "
                      "recovers the instance and promote moves them back"),
     MonitorCode("190", "unpromoted, but a device cannot be read from this node (its score "
-                       "falls at the second failed monitor), needs a human (watchdog on or "
-                       "fired, relays split), or this node yields the lines to a peer out of "
-                       "sight"),
+                       "falls at the second failed monitor), needs a human (watchdog on, fired "
+                       "or on at power-on, scenario bypass, relays split, an answer with lines "
+                       "missing or not understood), or this node yields the lines to a peer "
+                       "out of sight"),
     MonitorCode("191", "promoted, with the same problems, or a device's power-on mode "
                        "pointing at the other node (a reboot would move the lines)"),
     MonitorCode("1", "failed: see the exit reason in crm_mon or pcs status"),
@@ -308,6 +316,12 @@ _FILES = (
      "the node attributes it wrote, the split guard."),
 )
 
+_NODE_NAME = ("The agent finds the name of the node it runs on in "
+              "OCF_RESKEY_CRM_meta_on_node (Pacemaker passes it to every action), "
+              "else from 'crm_node -n', else from 'uname -n'; it must be the name "
+              "given in port_b or port_d (case does not matter).")
+
 BEROFOS = AgentTable(
     "berofos", shortdesc=_SHORTDESC, longdesc=_LONGDESC, parameters=_PARAMETERS,
-    actions=_ACTIONS, monitor_codes=_MONITOR_CODES, example=_EXAMPLE, files=_FILES)
+    actions=_ACTIONS, monitor_codes=_MONITOR_CODES, example=_EXAMPLE, files=_FILES,
+    node_name=_NODE_NAME)
