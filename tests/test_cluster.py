@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -408,6 +409,49 @@ def test_split_without_arbiter_or_fencing_is_bounded(cluster):
     assert lab.wait_promoted(60, holder) == holder
     assert_quiet(lab, 2 * MONITOR_INTERVAL, holder)
     assert len(lab.relay_log()) == quiet_from
+
+
+def test_split_where_the_guard_cannot_tell_failure_counting_bounds_it(cluster):
+    """The net under the split guard: a power-on mode that does not follow the relays
+    (held at node1's position here, as a device whose modedef does not stick) hides
+    who moved the lines, so node1 takes them back.  migration-threshold=2 ends the
+    back-and-forth: at most three switches, then none for two minutes; the heal adds
+    none."""
+    lab = cluster(2)
+    assert lab.wait_promoted(90) == "node1"
+    stop = threading.Event()
+
+    def hold_power_on_mode() -> None:
+        while not stop.wait(0.05):
+            if lab.control.device("fos1")["settings"]["modedef"] != A_B:
+                lab.control.set_values("fos1", modedef=A_B)
+
+    keeper = threading.Thread(target=hold_power_on_mode, daemon=True)
+    keeper.start()
+    try:
+        lab.split()
+        split_at = time.time()
+        time.sleep(6 * MONITOR_INTERVAL)  # three recoveries fit in four monitor intervals
+        log = lab.relay_log()
+        print(f"relay changes after the split: {changes(lab)}; the last "
+              f"{log[-1]['time'] - split_at:.1f} s after the split" if log else "none")
+        assert 1 <= len(log) <= 3
+        node1_log = (lab.dir / "node1" / "log-pacemaker" / "pacemaker.log").read_text()
+        assert "not taking them back" not in node1_log  # the guard could not tell
+        quiet_from = len(log)
+        time.sleep(QUIET)
+        assert len(lab.relay_log()) == quiet_from
+        holder = "node1" if lab.relays() == A_B else "node2"
+        assert promoted_as_seen_by(lab, holder) == [holder]
+        lab.heal_split()
+        lab.wait_for(lambda v: v.online() == ["node1", "node2"], 60, "the split to heal",
+                     node=holder)
+        assert lab.wait_promoted(60, holder) == holder
+        assert_quiet(lab, 2 * MONITOR_INTERVAL, holder)
+        assert len(lab.relay_log()) == quiet_from
+    finally:
+        stop.set()
+        keeper.join(5)
 
 
 # -- a device that drops a connection now and then -------------------------------------------
