@@ -246,10 +246,6 @@ class DeviceHealth:
                 return str(self.error) if self.error else self.message(problem)
         return None
 
-    @property
-    def needs_attention(self) -> bool:
-        return bool(self.problems)
-
     def message(self, problem: Problem) -> str:
         """``fos1 (10.0.0.5): words``."""
         return f"{self.device.label}: {problem.words}"

@@ -270,24 +270,28 @@ def _one_failover(size: int, arbiter: bool, provider: str, want_dc_killed: bool 
 
 
 def _relays_moved(lab, before: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = lab.relay_log()
-        if len(log) > before:
-            return log[before]["time"]
-        time.sleep(0.02)
-    raise SystemExit(f"relays did not move within {timeout} s")
+    from .cluster import wait_relay_change
+
+    change = wait_relay_change(lab.control, before, timeout)
+    if change is None:
+        raise SystemExit(f"relays did not move within {timeout} s")
+    return change["time"]
 
 
-def _report_failovers(cases: dict[str, list]) -> None:
-    print(f"\nfailover: kill of the promoted node -> relays moved at the emulator, "
-          f"{FAILOVER_RUNS} runs a case, token 1000 ms; seconds after the kill")
+def _print_timelines(cases: dict[str, list]) -> None:
+    """Each case's median (range), then its runs' breakdowns, one a line."""
     for case, timelines in cases.items():
         totals = [t.total for t in timelines]
         print(f"\n{case}: median {statistics.median(totals):.2f} "
               f"({min(totals):.2f}-{max(totals):.2f})")
         for timeline in timelines:
             print(f"  {timeline}")
+
+
+def _report_failovers(cases: dict[str, list]) -> None:
+    print(f"\nfailover: kill of the promoted node -> relays moved at the emulator, "
+          f"{FAILOVER_RUNS} runs a case, token 1000 ms; seconds after the kill")
+    _print_timelines(cases)
     # Wazo's cron job: the master dies at a uniformly random point of the minute;
     # the next run pings it for about 20 s, then switches.
     print("\nWazo cron + pings (a model, not measured): median 50 (20-80): the next minute "
@@ -373,12 +377,7 @@ def _standby(lab, holder: str, how: str) -> float:
 def _report_switchovers(results: dict[str, list]) -> None:
     print(f"\nswitchover: command -> relays moved, {FAILOVER_RUNS} runs each, seconds after "
           "the command started (its own start-up included)")
-    for label, timelines in results.items():
-        totals = [t.total for t in timelines]
-        print(f"\n{label}: median {statistics.median(totals):.2f} "
-              f"({min(totals):.2f}-{max(totals):.2f})")
-        for timeline in timelines:
-            print(f"  {timeline}")
+    _print_timelines(results)
     best = min(statistics.median(t.total for t in timelines) for timelines in results.values())
     print(f"\ntarget: switchover median <= 0.5 s: {'met' if best <= 0.5 else 'MISSED'} "
           f"({best:.2f} s, the fastest command)")

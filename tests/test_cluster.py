@@ -383,6 +383,22 @@ def test_arbiter_down_nothing_moves_then_the_promoted_node_dies(cluster):
     assert lab.wait_promoted(60, "node2", seen_from="node2") == "node2"
 
 
+def quiet_then_heal(lab: Cluster) -> None:
+    """After a split: no relay change for two minutes, the holder promoted in its half;
+    then the heal: both nodes online, the holder promoted, still no relay change."""
+    quiet_from = len(lab.relay_log())
+    time.sleep(QUIET)
+    assert len(lab.relay_log()) == quiet_from
+    holder = "node1" if lab.relays() == A_B else "node2"
+    assert promoted_as_seen_by(lab, holder) == [holder]
+    lab.heal_split()
+    lab.wait_for(lambda v: v.online() == ["node1", "node2"], 60, "the split to heal",
+                 node=holder)
+    assert lab.wait_promoted(60, holder) == holder
+    assert_quiet(lab, 2 * MONITOR_INTERVAL, holder)
+    assert len(lab.relay_log()) == quiet_from
+
+
 def test_split_without_arbiter_or_fencing_is_bounded(cluster):
     """two_node alone: both halves keep quorum and node2 promotes (one switch).
     node1 held the lines with node2 in sight: its split guard yields instead of
@@ -398,17 +414,7 @@ def test_split_without_arbiter_or_fencing_is_bounded(cluster):
     assert switches == 1
     node1_log = (lab.dir / "node1" / "log-pacemaker" / "pacemaker.log").read_text()
     assert "not taking them back while it is out of sight" in node1_log
-    quiet_from = len(lab.relay_log())
-    time.sleep(QUIET)
-    assert len(lab.relay_log()) == quiet_from
-    holder = "node1" if lab.relays() == A_B else "node2"
-    assert promoted_as_seen_by(lab, holder) == [holder]
-    lab.heal_split()
-    lab.wait_for(lambda v: v.online() == ["node1", "node2"], 60, "the split to heal",
-                 node=holder)
-    assert lab.wait_promoted(60, holder) == holder
-    assert_quiet(lab, 2 * MONITOR_INTERVAL, holder)
-    assert len(lab.relay_log()) == quiet_from
+    quiet_then_heal(lab)
 
 
 def test_split_where_the_guard_cannot_tell_failure_counting_bounds_it(cluster):
@@ -438,17 +444,7 @@ def test_split_where_the_guard_cannot_tell_failure_counting_bounds_it(cluster):
         assert 1 <= len(log) <= 3
         node1_log = (lab.dir / "node1" / "log-pacemaker" / "pacemaker.log").read_text()
         assert "not taking them back" not in node1_log  # the guard could not tell
-        quiet_from = len(log)
-        time.sleep(QUIET)
-        assert len(lab.relay_log()) == quiet_from
-        holder = "node1" if lab.relays() == A_B else "node2"
-        assert promoted_as_seen_by(lab, holder) == [holder]
-        lab.heal_split()
-        lab.wait_for(lambda v: v.online() == ["node1", "node2"], 60, "the split to heal",
-                     node=holder)
-        assert lab.wait_promoted(60, holder) == holder
-        assert_quiet(lab, 2 * MONITOR_INTERVAL, holder)
-        assert len(lab.relay_log()) == quiet_from
+        quiet_then_heal(lab)
     finally:
         stop.set()
         keeper.join(5)

@@ -43,7 +43,7 @@ def test_a_device_as_the_cluster_wants_it_has_no_problem():
     health = DeviceHealth.of(read())
     assert (health.relay_mode, health.power_on_mode, health.scenario) == (RELAY_A_B,) * 2 + (0,)
     assert health.watchdog is WatchdogRisk.NONE and health.problems == []
-    assert health.usable and health.unusable_reason is None and not health.needs_attention
+    assert health.usable and health.unusable_reason is None and not health.problems
 
 
 @pytest.mark.parametrize("values, risk, kind, fix", [

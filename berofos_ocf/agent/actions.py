@@ -277,7 +277,7 @@ class BerofosAgent:
 
     def refresh_score(self, setup: _Setup, health: list, role: str | None,
                       state: InstanceState) -> None:
-        """Set this node's score from one read, with hysteresis on the way down."""
+        """This node's score from one read, with hysteresis on the way down, into ``state``."""
         problems = [h.unusable_reason for h in health if not h.usable]
         now = self._clock()
         if not problems:
@@ -301,11 +301,13 @@ class BerofosAgent:
         if state.yielded_to:
             score = WITHHELD
         state.score = score
-        # The memory first: a score change makes Pacemaker cancel this very
-        # monitor (SIGKILL) when it acts on it, and a yield or a streak that was
-        # not written before would be lost with the process.
+
+    def _save_then_score(self, state: InstanceState) -> None:
+        """Write the memory, then set the score it holds.  In that order: a score
+        change makes Pacemaker cancel this very monitor (SIGKILL) when it acts on
+        it, and a yield or a streak not written before would die with the process."""
         self._save_state(state)
-        self.score.set(score)
+        self.score.set(state.score)
 
     def _position(self, setup: _Setup, mode: int) -> str:
         return f"{RELAY_LABELS[mode]} ({setup.owner(mode)})"
@@ -342,7 +344,7 @@ class BerofosAgent:
         self.guard.release(setup, health, state)
         self.refresh_score(setup, health, role, state)
         self._publish(setup, health, role, state)
-        self._save_state(state)
+        self._save_then_score(state)
         return OCFStatus.SUCCESS
 
     def stop(self) -> OCFStatus:
@@ -413,14 +415,12 @@ class BerofosAgent:
         state.yielded_to = state.yielded_since = None
         state.failed_reads, state.unusable_since = 0, None
         state.score = PROMOTION_SCORE + RELAY_BONUS
-        self._save_state(state)
-        self.score.set(state.score)
+        self._save_then_score(state)
         return OCFStatus.SUCCESS
 
     def _withhold(self, state: InstanceState) -> None:
         state.score = WITHHELD
-        self._save_state(state)
-        self.score.set(WITHHELD)
+        self._save_then_score(state)
 
     def _start_partition_query(self):
         """Ask ``crm_node -p`` in a thread while the relays move; return the getter."""
@@ -459,7 +459,7 @@ class BerofosAgent:
         guard.note_peer(setup, role == PROMOTED, state)
         self.refresh_score(setup, health, role, state)
         self._publish(setup, health, role, state)
-        self._save_state(state)
+        self._save_then_score(state)
         return self._verdict(setup, health, role, state)
 
     # -- what people read in crm_mon -A ------------------------------------------------
